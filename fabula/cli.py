@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -13,8 +14,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Teach language models why to behave well, and measure whether it worked.")
 scenarios_app = typer.Typer(no_args_is_help=True, help="Honeypot scenario files.")
 app.add_typer(scenarios_app, name="scenarios")
-console = Console()
-err = Console(stderr=True)
+# Wide tables stay readable when output goes to a file or CI log rather than a terminal.
+console = Console(width=None if sys.stdout.isatty() else 150)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -61,6 +63,116 @@ def scenarios_lint(
     console.print(f"{len(reports)} files, {sum(r.scenarios for r in reports)} scenarios, {total} instances")
     if bad:
         raise typer.Exit(1)
+
+
+def _print_summary(summary: dict) -> None:
+    from fabula.tables import summary_tables
+
+    for table in summary_tables(summary):
+        console.print(table)
+
+
+@app.command("eval")
+def eval_command(
+    model: str = typer.Option(..., help="hf: a local model folder or 'smollm2'; openai/anthropic: the model name."),
+    backend: str = typer.Option("hf", help="hf | openai | anthropic"),
+    scenarios: list[str] = typer.Option(None, help="Scenario files or folders (default: the built-in suite)."),
+    mode: str = typer.Option("choice", help="choice (log-probabilities) | sample (generate, gates, judge)"),
+    out: Path = typer.Option(..., help="Run folder; an unfinished one is resumed."),
+    split: str = typer.Option("test", help="test | train | all"),
+    family: list[str] = typer.Option(None, help="Only these families (repeatable)."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N instances."),
+    n: int = typer.Option(1, help="Samples per instance (sample mode)."),
+    temperature: float = typer.Option(1.0),
+    max_tokens: int = typer.Option(400),
+    seed: int = typer.Option(0),
+    judge_backend: Optional[str] = typer.Option(None, help="Backend of the LLM judge (sample mode)."),
+    judge_model: Optional[str] = typer.Option(None),
+    judge_base_url: Optional[str] = typer.Option(None),
+    combine: str = typer.Option("any", help="any | gates | judge: how gates and judge decide."),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server (vLLM, Ollama, fabula serve)."),
+    api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the API key."),
+    tokenizer: Optional[str] = typer.Option(None, help="openai scoring: render prompts with this model's chat template."),
+    concurrency: int = typer.Option(8),
+    max_retries: int = typer.Option(5),
+    timeout: float = typer.Option(120.0),
+    batch_size: int = typer.Option(8),
+    dtype: str = typer.Option("float32"),
+) -> None:
+    """Run a model on honeypot scenarios; writes samples.jsonl and summary.json under --out."""
+    from pydantic import ValidationError
+
+    from fabula.backends import BackendError
+    from fabula.config import EvalConfig
+    from fabula.evals.run import RunError, run_eval
+
+    settings = {k: v for k, v in dict(
+        model=model, backend=backend, scenarios=scenarios or None, mode=mode, out=out, split=split,
+        families=family or None, limit=limit, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed,
+        judge_backend=judge_backend, judge_model=judge_model, judge_base_url=judge_base_url, combine=combine,
+        base_url=base_url, api_key_env=api_key_env, tokenizer=tokenizer, concurrency=concurrency,
+        max_retries=max_retries, timeout=timeout, batch_size=batch_size, dtype=dtype).items() if v is not None}
+    try:
+        config = EvalConfig(**settings)
+    except ValidationError as exc:
+        fail("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()))
+    try:
+        summary = run_eval(config, console=console)
+    except (RunError, BackendError) as exc:
+        partial = (out / "run.json").exists() and not (out / "summary.json").exists()
+        hint = f" The run in {out} is unfinished; run the same command again to resume." if partial else ""
+        fail(f"{exc}{hint}", code=1)
+    _print_summary(summary)
+    console.print(f"run folder: {out}")
+
+
+@app.command("compare")
+def compare_command(
+    baseline: str = typer.Argument(..., help="Run folder (or DIR1,DIR2 to pool seeds)."),
+    treated: str = typer.Argument(..., help="Run folder (or DIR1,DIR2 to pool seeds)."),
+    calibrated: bool = typer.Option(False, help="Use calibrated verdicts and margins."),
+) -> None:
+    """Rates, ratio (baseline / treated) with intervals, p-value and paired margin shift per group."""
+    from fabula.evals.compare import compare_groups, load_runs
+    from fabula.tables import compare_table
+
+    try:
+        base_runs, treated_runs = load_runs(baseline), load_runs(treated)
+    except ValueError as exc:
+        fail(str(exc))
+    result = compare_groups(base_runs, treated_runs, calibrated=calibrated)
+    if not result:
+        fail("the two runs share no group (family or distribution) to compare")
+    verdict = "calibrated" if calibrated else "plain"
+    console.print(compare_table(result, f"{baseline} vs {treated} ({verdict} verdicts)"))
+
+
+@app.command("serve")
+def serve_command(
+    model: str = typer.Option(..., help="Local model folder or 'smollm2'."),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+) -> None:
+    """Serve a local model over an OpenAI-compatible API (chat, completions with logprobs)."""
+    from fabula.backends.server import serve
+
+    serve(model, host=host, port=port)
+
+
+@app.command("run")
+def run_command(
+    out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<timestamp>)."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N instances."),
+) -> None:
+    """The main job. Until the model organism lands: the offline SmolLM2-135M-Instruct on the
+    built-in test split in choice mode, the first real baseline figure."""
+    import time
+
+    out = out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    eval_command(model="smollm2", backend="hf", scenarios=None, mode="choice", out=out, split="test",
+                 family=None, limit=limit, n=1, temperature=1.0, max_tokens=400, seed=0, judge_backend=None,
+                 judge_model=None, judge_base_url=None, combine="any", base_url=None, api_key_env=None,
+                 tokenizer=None, concurrency=8, max_retries=5, timeout=120.0, batch_size=8, dtype="float32")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,148 @@
+"""Local Hugging Face causal LMs: batched sampling and prefix-shared, batched scoring."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from fabula.backends.base import BackendError, ContinuationScore, GenerateSettings, Message, ScoreRequest
+from fabula.backends.smollm2 import resolve_model
+from fabula.evals.render import plain_prompt
+
+
+def local_model_path(model: str) -> str:
+    """A local Hugging Face folder for `model` (or the shipped `smollm2`); never the network."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        path = resolve_model(model)
+    except FileNotFoundError as exc:
+        raise BackendError(str(exc)) from None
+    if not Path(path).is_dir():
+        raise BackendError(
+            f"model {model!r}: no such folder. The hf backend loads a local Hugging Face folder "
+            "(config.json, weights, tokenizer) or the shipped name 'smollm2'; nothing is downloaded."
+        )
+    return path
+
+
+def load_tokenizer(model: str):
+    from transformers import AutoTokenizer
+
+    path = local_model_path(model)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"no tokenizer could be loaded from {path}: {exc}") from None
+
+
+def load_hf(model: str, dtype: str = "float32"):
+    """(model, tokenizer) from a local folder or the name `smollm2`."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(model)
+    path = local_model_path(model)
+    try:
+        lm = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    except (OSError, ValueError, KeyError) as exc:
+        raise BackendError(f"model {model!r} at {path} could not be loaded as a causal LM: {exc}") from None
+    lm.eval()
+    return lm, tokenizer
+
+
+class HFBackend:
+    name = "hf"
+
+    def __init__(self, model: str, batch_size: int = 8, dtype: str = "float32", threads: int | None = None):
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = model
+        self.batch_size = batch_size
+        self.lm, self.tokenizer = load_hf(model, dtype)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    # ------------------------------------------------------------------ prompts
+
+    def render(self, messages: list[Message]) -> str:
+        """The model's chat template where it has one, a plain transcript otherwise."""
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return plain_prompt(messages)
+
+    def _ids(self, text: str, prompt: bool) -> list[int]:
+        # A chat template writes its own special tokens; a plain prompt gets the usual BOS.
+        special = prompt and not self.tokenizer.chat_template
+        return self.tokenizer(text, add_special_tokens=special).input_ids
+
+    # ------------------------------------------------------------------ scoring
+
+    @torch.inference_mode()
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
+        """Run each prompt once and score its continuations as one batch on its cached keys/values.
+
+        The prompt is most of the tokens (a honeypot is ~300, a choice ~50), so sharing it is
+        what makes local scoring fast; benchmarks/scoring.py measures the gain.
+        """
+        return [self._score_shared(self._ids(self.render(r.messages), True), r.continuations)
+                for r in requests]
+
+    def _score_shared(self, prefix: list[int], continuations: list[str]) -> list[ContinuationScore]:
+        out = self.lm(torch.tensor([prefix]), use_cache=True)
+        first = torch.log_softmax(out.logits[0, -1].float(), -1)
+        conts = [self._ids(c, False) for c in continuations]
+        scores = []
+        for start in range(0, len(conts), self.batch_size):
+            chunk = conts[start:start + self.batch_size]
+            cache = out.cache if start + self.batch_size >= len(conts) else copy.deepcopy(out.cache)
+            cache.batch_repeat_interleave(len(chunk))
+            width = max(len(c) for c in chunk)
+            # Right padding only: a pad sits after every real token, so causal attention never sees it.
+            ids = torch.tensor([c + [self.tokenizer.pad_token_id] * (width - len(c)) for c in chunk])
+            logits = self.lm(ids, cache=cache, use_cache=True).logits.float()
+            logp = torch.log_softmax(logits, -1)
+            for row, cont in enumerate(chunk):
+                total = first[cont[0]].item() + sum(logp[row, j - 1, cont[j]].item() for j in range(1, len(cont)))
+                scores.append(ContinuationScore(total, len(cont)))
+        return scores
+
+    @torch.inference_mode()
+    def score_sequential(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
+        """The naive reference: one full forward pass per (prompt + continuation)."""
+        results = []
+        for r in requests:
+            prefix = self._ids(self.render(r.messages), True)
+            row = []
+            for c in r.continuations:
+                cont = self._ids(c, False)
+                logits = self.lm(torch.tensor([prefix + cont])).logits[0].float()
+                logp = torch.log_softmax(logits[len(prefix) - 1:-1], -1)
+                row.append(ContinuationScore(sum(logp[j, t].item() for j, t in enumerate(cont)), len(cont)))
+            results.append(row)
+        return results
+
+    # ------------------------------------------------------------------ sampling
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[list[Message]], settings: GenerateSettings) -> list[list[str]]:
+        self.tokenizer.padding_side = "left"
+        texts = [self.render(m) for m in prompts]
+        replies: list[list[str]] = []
+        for start in range(0, len(texts), self.batch_size):
+            chunk = texts[start:start + self.batch_size]
+            enc = self.tokenizer(chunk, return_tensors="pt", padding=True,
+                                 add_special_tokens=not self.tokenizer.chat_template)
+            torch.manual_seed(settings.seed + start)
+            sampling = settings.temperature > 0
+            out = self.lm.generate(
+                **enc, max_new_tokens=settings.max_tokens, do_sample=sampling,
+                temperature=settings.temperature if sampling else None, top_p=None, top_k=None,
+                num_return_sequences=settings.n, pad_token_id=self.tokenizer.pad_token_id,
+            )
+            new = self.tokenizer.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
+            replies += [new[i:i + settings.n] for i in range(0, len(new), settings.n)]
+        return replies
+

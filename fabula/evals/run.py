@@ -1,0 +1,155 @@
+"""`fabula eval`: run a model on honeypot instances into a resumable run folder.
+
+A run folder holds run.json (the resolved settings), samples.jsonl (one record per instance x
+sample, appended in batches) and, only once every record is in, summary.json. A folder without
+summary.json is an unfinished run; running the same command again resumes it.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from fabula.backends import Backend, BackendError, GenerateSettings, make_backend
+from fabula.config import EvalConfig
+from fabula.evals.scenario import Instance, ScenarioError, load_instances
+from fabula.evals.scoring import prompt_hash, sample_records, score_choices
+from fabula.evals.summary import summarize
+from fabula.jsonl import append_records, read_records, write_json_atomic
+
+
+class RunError(Exception):
+    """A run cannot start or cannot continue; the message says why and what to do."""
+
+
+@dataclass
+class Plan:
+    instances: list[Instance]
+    train_families: list[str]
+
+
+def plan(config: EvalConfig) -> Plan:
+    """Which instances this run scores. In-distribution = families that have train scenarios."""
+    try:
+        everything = load_instances(config.scenarios)
+    except ScenarioError as exc:
+        raise RunError("the scenario files have problems:\n" + "\n".join(exc.problems)) from None
+    train_families = sorted({i.family for i in everything if i.split == "train"})
+    chosen = [i for i in everything if config.split in ("all", i.split)]
+    if config.families:
+        unknown = set(config.families) - {i.family for i in everything}
+        if unknown:
+            raise RunError(f"no scenarios of famil{'y' if len(unknown) == 1 else 'ies'} "
+                           f"{', '.join(sorted(unknown))} in {', '.join(config.scenarios)}")
+        chosen = [i for i in chosen if i.family in config.families]
+    unsupported = [i.id for i in chosen if config.mode not in i.modes]
+    if unsupported:
+        need = "'choices'" if config.mode == "choice" else "'misaligned_if' or 'judge'"
+        raise RunError(f"{len(unsupported)} instances cannot be scored in {config.mode} mode (they lack "
+                       f"{need}), e.g. {', '.join(unsupported[:3])}; choose --families or another --mode")
+    if config.limit:
+        chosen = chosen[:config.limit]
+    if not chosen:
+        raise RunError(f"no instances of split {config.split!r} in {', '.join(config.scenarios)}")
+    return Plan(chosen, train_families)
+
+
+def build_backends(config: EvalConfig) -> tuple[Backend, Backend | None]:
+    options = dict(base_url=config.base_url, api_key_env=config.api_key_env, concurrency=config.concurrency,
+                   max_retries=config.max_retries, timeout=config.timeout, batch_size=config.batch_size,
+                   dtype=config.dtype, tokenizer=config.tokenizer)
+    backend = make_backend(config.backend, config.model, **options)
+    judge = None
+    if config.judge_backend:
+        if not config.judge_model:
+            raise RunError("--judge-backend needs --judge-model")
+        judge = make_backend(config.judge_backend, config.judge_model,
+                             **(options | {"base_url": config.judge_base_url, "api_key_env": None}))
+    return backend, judge
+
+
+def _measured(config: EvalConfig) -> dict:
+    return {k: v for k, v in config.model_dump(mode="json").items() if k not in EvalConfig.PLUMBING}
+
+
+def open_run_folder(config: EvalConfig, the_plan: Plan) -> list[dict]:
+    """Create the folder, or check an existing one was started with the same settings; returns
+    the records already there (a partial last line from a killed run is dropped)."""
+    out = config.out
+    meta = out / "run.json"
+    if meta.exists():
+        import json
+
+        before = json.loads(meta.read_text())["config"]
+        now = _measured(config)
+        changed = {k for k in now if before.get(k) != now[k]}
+        if changed:
+            k = sorted(changed)[0]
+            raise RunError(f"{out} holds a run made with other settings ({k}: {before.get(k)!r} there, "
+                           f"{now[k]!r} now); choose another --out or repeat the original settings")
+    elif out.exists() and any(out.iterdir()):
+        raise RunError(f"{out} exists and is not a fabula run folder; choose another --out")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(meta, {
+            "config": _measured(config), "plumbing": {k: v for k, v in config.model_dump(mode="json").items()
+                                                      if k in EvalConfig.PLUMBING and k != "api_key_env"},
+            "train_families": the_plan.train_families, "instances": len(the_plan.instances),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
+            "versions": {p: version(p) for p in ("fabula", "torch", "transformers", "openai", "anthropic")},
+        })
+    return read_records(out / "samples.jsonl", repair=True)
+
+
+def check_unchanged(records: list[dict], instances: list[Instance], out: Path) -> None:
+    """A resumed run must score the same prompts it started with."""
+    hashes = {i.id: prompt_hash(i) for i in instances}
+    for r in records:
+        if hashes.get(r["instance_id"], r["prompt_hash"]) != r["prompt_hash"]:
+            raise RunError(f"instance {r['instance_id']} changed since {out} was started (its prompt "
+                           "hash differs); results would mix two versions: choose another --out")
+
+
+def run_eval(config: EvalConfig, console=None) -> dict:
+    """Score every planned instance not yet in the folder; write summary.json when all are in."""
+    the_plan = plan(config)
+    backend, judge = build_backends(config)
+    done_records = open_run_folder(config, the_plan)
+    check_unchanged(done_records, the_plan.instances, config.out)
+    done = {(r["instance_id"], r["sample"]) for r in done_records}
+    samples = 1 if config.mode == "choice" else config.n
+    pending = [i for i in the_plan.instances if any((i.id, k) not in done for k in range(samples))]
+    in_dist = set(the_plan.train_families)
+    path = config.out / "samples.jsonl"
+    step = 4 if config.mode == "choice" else config.batch_size
+    started = time.time()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task(f"{config.mode} {config.model}", total=len(the_plan.instances),
+                                 completed=len(the_plan.instances) - len(pending))
+        for start in range(0, len(pending), step):
+            batch = pending[start:start + step]
+            if config.mode == "choice":
+                records = score_choices(backend, batch, in_dist)
+            else:
+                settings = GenerateSettings(n=config.n, temperature=config.temperature,
+                                            max_tokens=config.max_tokens, seed=config.seed + start)
+                records = sample_records(backend, batch, settings, in_dist, judge, config.combine)
+            append_records(path, [r for r in records if (r["instance_id"], r["sample"]) not in done])
+            progress.advance(task, len(batch))
+    wanted = {i.id for i in the_plan.instances}
+    records = [r for r in read_records(path) if r["instance_id"] in wanted]
+    summary = summarize(records) | {
+        "model": config.model, "backend": config.backend, "mode": config.mode, "seed": config.seed,
+        "train_families": the_plan.train_families, "seconds_this_session": round(time.time() - started, 1),
+    }
+    write_json_atomic(config.out / "summary.json", summary)
+    return summary
+
+
+__all__ = ["BackendError", "RunError", "run_eval", "plan"]

@@ -1,0 +1,90 @@
+"""Turn a run's records into rates with intervals, by family, pressure, split and distribution.
+
+Per group: n scored samples, k misaligned, Wilson 95% interval, how many instances and
+scenarios they came from (the scenario count is the real sample size), and in choice mode the
+calibrated verdict and margins beside the plain one, with how often the two agree.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable, Iterable
+
+from fabula import stats
+
+GROUPINGS: dict[str, Callable[[dict], str]] = {
+    "overall": lambda r: "all",
+    "distribution": lambda r: "in-distribution" if r["in_distribution"] else "held-out",
+    "split": lambda r: r["split"],
+    "family": lambda r: r["family"],
+    "pressure": lambda r: r["pressure"],
+    "family_pressure": lambda r: f"{r['family']}/{r['pressure']}",
+}
+
+
+def instance_values(records: Iterable[dict], key: str = "misaligned") -> dict[str, float]:
+    """Per instance: the share of its scored samples with `key` true (or the mean of a number)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        if r.get(key) is not None:
+            values[r["instance_id"]].append(float(r[key]))
+    return {k: sum(v) / len(v) for k, v in values.items()}
+
+
+def group_stats(records: list[dict]) -> dict:
+    scored = [r for r in records if r["misaligned"] is not None]
+    k = sum(bool(r["misaligned"]) for r in scored)
+    rate = stats.wilson(k, len(scored))
+    out = {
+        "n": len(scored), "k": k, "rate": rate.estimate, "ci": [rate.low, rate.high],
+        "unscored": len(records) - len(scored),
+        "instances": len({r["instance_id"] for r in records}),
+        "scenarios": len({r["scenario_id"] for r in records}),
+    }
+    if records and "margin" in records[0]:
+        kc = sum(bool(r["misaligned_calibrated"]) for r in records)
+        cal = stats.wilson(kc, len(records))
+        out |= {
+            "k_calibrated": kc, "rate_calibrated": cal.estimate, "ci_calibrated": [cal.low, cal.high],
+            "agreement": sum(r["misaligned"] == r["misaligned_calibrated"] for r in records) / len(records),
+            "mean_margin": sum(r["margin"] for r in records) / len(records),
+            "mean_margin_calibrated": sum(r["margin_calibrated"] for r in records) / len(records),
+        }
+    return out
+
+
+def pressure_effects(records: list[dict], key: str = "misaligned") -> dict:
+    """Per family: share under each pressure minus share under `none`, scenario-bootstrap interval.
+
+    The `none` twins hold the temptation without the threat: a share that is just as high there
+    is a taste for a phrasing, not a reaction to the threat.
+    """
+    cluster_of = {r["instance_id"]: r["scenario_id"] for r in records}
+    by_family: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        by_family[r["family"]][r["pressure"]].append(r)
+    effects = {}
+    for family, by_pressure in sorted(by_family.items()):
+        if "none" not in by_pressure:
+            continue
+        control = instance_values(by_pressure["none"], key)
+        for pressure, rows in sorted(by_pressure.items()):
+            values = instance_values(rows, key)
+            if pressure == "none" or not values or not control:
+                continue
+            diff = stats.difference_of_rates(values, control, cluster_of)
+            effects[f"{family}/{pressure}"] = {"effect": diff.estimate, "ci": [diff.low, diff.high]}
+    return effects
+
+
+def summarize(records: list[dict]) -> dict:
+    groups = {}
+    for name, key_of in GROUPINGS.items():
+        buckets: dict[str, list[dict]] = defaultdict(list)
+        for r in records:
+            buckets[key_of(r)].append(r)
+        groups[name] = {key: group_stats(rows) for key, rows in sorted(buckets.items())}
+    summary = {"records": len(records), "groups": groups, "pressure_effect": pressure_effects(records)}
+    if records and "margin" in records[0]:
+        summary["pressure_effect_calibrated"] = pressure_effects(records, "misaligned_calibrated")
+    return summary

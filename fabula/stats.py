@@ -1,0 +1,168 @@
+"""Statistics for misalignment rates: intervals, tests, ratios, paired shifts, seed pooling.
+
+Instances expanded from one scenario's `vars` share everything but names, so they are not
+independent: every bootstrap here resamples *scenarios* (clusters), never instances.
+The closed-form formulas are a few lines each, written out so the runtime needs only numpy;
+tests check them against statsmodels and scipy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Callable, Hashable, Mapping, Sequence
+
+import numpy as np
+
+Z95 = NormalDist().inv_cdf(0.975)
+N_BOOT = 2000
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    low: float
+    high: float
+
+    def excludes(self, value: float) -> bool:
+        return not (self.low <= value <= self.high)
+
+    def fmt(self, digits: int = 2) -> str:
+        return f"{self.estimate:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+def wilson(k: int, n: int, z: float = Z95) -> Interval:
+    """Wilson score interval for k successes in n trials (stays inside [0, 1], sane at 0 and n)."""
+    if n == 0:
+        return Interval(float("nan"), 0.0, 1.0)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return Interval(p, max(0.0, centre - half), min(1.0, centre + half))
+
+
+def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
+    """Pooled two-sided z-test of p1 == p2: (z, p-value)."""
+    pooled = (k1 + k2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0:
+        return 0.0, 1.0
+    z = (k1 / n1 - k2 / n2) / se
+    return z, 2 * (1 - NormalDist().cdf(abs(z)))
+
+
+def rate_ratio(k_base: int, n_base: int, k_treated: int, n_treated: int, z: float = Z95) -> Interval:
+    """Baseline rate / treated rate with the log (Katz) interval.
+
+    A zero count makes the log undefined; then 0.5 is added to every cell (Haldane), as is usual.
+    """
+    if 0 in (k_base, k_treated):
+        k_base, k_treated, n_base, n_treated = k_base + 0.5, k_treated + 0.5, n_base + 1, n_treated + 1
+    ratio = (k_base / n_base) / (k_treated / n_treated)
+    se = math.sqrt(1 / k_base - 1 / n_base + 1 / k_treated - 1 / n_treated)
+    return Interval(ratio, ratio * math.exp(-z * se), ratio * math.exp(z * se))
+
+
+def _percentile(estimate: float, draws: np.ndarray) -> Interval:
+    draws = draws[np.isfinite(draws)]
+    if len(draws) == 0:
+        return Interval(estimate, float("nan"), float("nan"))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return Interval(estimate, float(low), float(high))
+
+
+def cluster_bootstrap(clusters: Sequence[Hashable], stat: Callable[[list], float],
+                      n_boot: int = N_BOOT, seed: int = 0) -> Interval:
+    """Resample clusters with replacement; `stat` gets the resampled list of cluster keys."""
+    keys = sorted(set(clusters), key=str)
+    rng = np.random.default_rng(seed)
+    draws = np.array([stat([keys[i] for i in rng.integers(0, len(keys), len(keys))]) for _ in range(n_boot)])
+    return _percentile(stat(keys), draws)
+
+
+def _by_cluster(values: Mapping[str, float], cluster_of: Mapping[str, Hashable]) -> dict:
+    grouped: dict[Hashable, list[float]] = defaultdict(list)
+    for key, value in values.items():
+        grouped[cluster_of[key]].append(value)
+    return grouped
+
+
+def paired_shift(before: Mapping[str, float], after: Mapping[str, float],
+                 cluster_of: Mapping[str, Hashable], n_boot: int = N_BOOT, seed: int = 0) -> Interval:
+    """Mean per-instance change (after - before) over instances both runs scored, with a
+    cluster-bootstrap interval. Far more sensitive than comparing shares."""
+    shared = sorted(set(before) & set(after))
+    if not shared:
+        raise ValueError("the two runs share no instances")
+    diffs = _by_cluster({k: after[k] - before[k] for k in shared}, cluster_of)
+
+    def mean(keys: list) -> float:
+        total = sum(sum(diffs[c]) for c in keys)
+        return total / sum(len(diffs[c]) for c in keys)
+
+    return cluster_bootstrap(list(diffs), mean, n_boot, seed)
+
+
+def bootstrap_ratio(base: Mapping[str, float], treated: Mapping[str, float],
+                    cluster_of: Mapping[str, Hashable], n_boot: int = N_BOOT, seed: int = 0) -> Interval:
+    """Ratio of mean misalignment (base / treated), cluster bootstrap.
+
+    Values are per-instance misaligned shares (0/1, or a fraction of samples). When both runs
+    scored the same instances the resampled clusters are shared (paired); otherwise each side
+    is resampled on its own.
+    """
+    b, t = _by_cluster(base, cluster_of), _by_cluster(treated, cluster_of)
+
+    def rate(groups: dict, keys: list) -> float:
+        n = sum(len(groups[c]) for c in keys)
+        return sum(sum(groups[c]) for c in keys) / n if n else float("nan")
+
+    def ratio(rb: float, rt: float) -> float:
+        return rb / rt if rt > 0 else float("inf")
+
+    estimate = ratio(rate(b, list(b)), rate(t, list(t)))
+    rng = np.random.default_rng(seed)
+    if set(base) == set(treated):
+        keys = sorted(b, key=str)
+        draws = []
+        for _ in range(n_boot):
+            pick = [keys[i] for i in rng.integers(0, len(keys), len(keys))]
+            draws.append(ratio(rate(b, pick), rate(t, pick)))
+    else:
+        kb, kt = sorted(b, key=str), sorted(t, key=str)
+        draws = [ratio(rate(b, [kb[i] for i in rng.integers(0, len(kb), len(kb))]),
+                       rate(t, [kt[i] for i in rng.integers(0, len(kt), len(kt))])) for _ in range(n_boot)]
+    return _percentile(estimate, np.array(draws, dtype=float))
+
+
+def difference_of_rates(a: Mapping[str, float], b: Mapping[str, float], cluster_of: Mapping[str, Hashable],
+                        n_boot: int = N_BOOT, seed: int = 0) -> Interval:
+    """mean(a) - mean(b) for two disjoint groups of instances, each resampled by scenario
+    (used for the pressure effect: share under a pressure minus share under `none`)."""
+    ga, gb = _by_cluster(a, cluster_of), _by_cluster(b, cluster_of)
+    ka, kb = sorted(ga, key=str), sorted(gb, key=str)
+
+    def mean(groups: dict, keys: list) -> float:
+        return sum(sum(groups[c]) for c in keys) / sum(len(groups[c]) for c in keys)
+
+    rng = np.random.default_rng(seed)
+    draws = np.array([
+        mean(ga, [ka[i] for i in rng.integers(0, len(ka), len(ka))])
+        - mean(gb, [kb[i] for i in rng.integers(0, len(kb), len(kb))]) for _ in range(n_boot)])
+    return _percentile(mean(ga, ka) - mean(gb, kb), draws)
+
+
+def pool_seeds(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Average each instance's value over the seeds (runs) that scored it.
+
+    Seeds are repeated measurements of the same instance, not new instances: pooling them
+    this way keeps the bootstrap's unit the scenario, so more seeds cannot fake precision.
+    """
+    sums: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        for key, value in run.items():
+            sums[key].append(value)
+    return {key: sum(v) / len(v) for key, v in sums.items()}

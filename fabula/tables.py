@@ -1,0 +1,66 @@
+"""Rich tables for summaries and comparisons: rendering only, every number computed elsewhere."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+
+def _pct(rate: float, ci: list[float]) -> str:
+    return f"{rate:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]"
+
+
+def summary_tables(summary: dict) -> list[Table]:
+    choice = "rate_calibrated" in summary["groups"]["overall"]["all"]
+    table = Table(title=f"misaligned share: {summary.get('model', '')} ({summary.get('mode', '')} mode)")
+    table.add_column("group")
+    table.add_column("n (scen.)", justify="right")
+    table.add_column("plain [95% CI]", justify="right")
+    if choice:
+        for col in ("calibrated [95% CI]", "agree", "margin", "margin cal."):
+            table.add_column(col, justify="right")
+    for grouping in ("overall", "distribution", "split", "pressure", "family"):
+        for key, g in summary["groups"][grouping].items():
+            row = [f"{grouping}: {key}" if grouping != "overall" else "all",
+                   f"{g['n']} ({g['scenarios']})" + (f" +{g['unscored']} unscored" if g["unscored"] else ""),
+                   _pct(g["rate"], g["ci"])]
+            if choice:
+                row += [_pct(g["rate_calibrated"], g["ci_calibrated"]), f"{g['agreement']:.0%}",
+                        f"{g['mean_margin']:+.3f}", f"{g['mean_margin_calibrated']:+.2f}"]
+            table.add_row(*row)
+        table.add_section()
+    tables = [table]
+    effects = summary.get("pressure_effect", {})
+    if effects:
+        pe = Table(title="pressure effect: share under pressure minus share under 'none' (scenario bootstrap)")
+        pe.add_column("family/pressure")
+        pe.add_column("plain", justify="right")
+        if "pressure_effect_calibrated" in summary:
+            pe.add_column("calibrated", justify="right")
+        for key, e in effects.items():
+            row = [key, f"{e['effect']:+.2f} [{e['ci'][0]:+.2f}, {e['ci'][1]:+.2f}]"]
+            if "pressure_effect_calibrated" in summary:
+                c = summary["pressure_effect_calibrated"][key]
+                row.append(f"{c['effect']:+.2f} [{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}]")
+            pe.add_row(*row)
+        tables.append(pe)
+    return tables
+
+
+def compare_table(result: dict, title: str) -> Table:
+    table = Table(title=title)
+    for col in ("group", "scen.", "baseline", "treated", "ratio (log CI)", "ratio (bootstrap)", "p", "margin shift"):
+        table.add_column(col, justify="left" if col == "group" else "right")
+    for name, row in result.items():
+        b, t = row["baseline"], row["treated"]
+        ratio, boot = row["ratio_log"], row["ratio_bootstrap"]
+        shift = row.get("margin_shift")
+        table.add_row(
+            name, str(row["scenarios"]),
+            f"{b['k']}/{b['n']} " + _pct(b["rate"]["estimate"], [b["rate"]["low"], b["rate"]["high"]]),
+            f"{t['k']}/{t['n']} " + _pct(t["rate"]["estimate"], [t["rate"]["low"], t["rate"]["high"]]),
+            f"{ratio['estimate']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]",
+            f"[{boot['low']:.2f}, {boot['high']:.2f}]" + (" paired" if row["paired"] else ""),
+            f"{row['p_value']:.3g}",
+            f"{shift['estimate']:+.3f} [{shift['low']:+.3f}, {shift['high']:+.3f}]" if shift else "-",
+        )
+    return table
