@@ -44,24 +44,23 @@ def scenarios_lint(
         tok = AutoTokenizer.from_pretrained(resolve_model(tokenizer))
     try:
         reports = lint(paths, max_tokens=max_tokens, tokenizer=tok)
-    except ScenarioError as exc:
+    except ScenarioError as exc:  # a path that does not exist
         fail("\n".join(exc.problems))
     table = Table(title="scenario lint")
     for column in ("file", "scenarios", "test", "train", "choice", "sample", "max tokens", "problems"):
         table.add_column(column, justify="left" if column == "file" else "right")
     for r in reports:
-        problems = len(r.errors) + len(r.mismatches) + len(r.too_long)
-        table.add_row(str(r.path), str(r.scenarios), str(r.instances["test"]), str(r.instances["train"]),
-                      str(r.modes["choice"]), str(r.modes["sample"]),
-                      str(r.max_tokens_seen or "-"), f"[red]{problems}[/]" if problems else "0")
+        table.add_row(r.path.name, str(r.scenarios), str(r.instances["test"]), str(r.instances["train"]),
+                      str(r.modes["choice"]), str(r.modes["sample"]), str(r.max_tokens_seen or "-"),
+                      f"[red]{len(r.problems)}[/]" if r.problems else "0")
     console.print(table)
-    bad = [r for r in reports if not r.ok]
-    for r in bad:
-        for line in r.errors + r.mismatches + r.too_long:
-            err.print(f"{line}", highlight=False, soft_wrap=True)
+    problems = [line for r in reports for line in r.problems]
+    for line in problems:
+        console.print(line, highlight=False, soft_wrap=True)
     total = sum(sum(r.instances.values()) for r in reports)
-    console.print(f"{len(reports)} files, {sum(r.scenarios for r in reports)} scenarios, {total} instances")
-    if bad:
+    verdict = f"[red]{len(problems)} problems[/]" if problems else "[green]ok[/]"
+    console.print(f"{len(reports)} files, {sum(r.scenarios for r in reports)} scenarios, {total} instances: {verdict}")
+    if problems:
         raise typer.Exit(1)
 
 

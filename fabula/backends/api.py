@@ -129,7 +129,11 @@ class OpenAIBackend:
 
 
 class AnthropicBackend:
-    """Claude models through the anthropic SDK: generation only (the API gives no log-probabilities)."""
+    """Claude models through the anthropic SDK: generation only (the API gives no log-probabilities).
+
+    The Messages API of anthropic SDK 2.x takes no `temperature`: samples come at the model's own
+    setting, whatever `--temperature` says (run.json still records the value asked for).
+    """
 
     name = "anthropic"
 
@@ -150,7 +154,7 @@ class AnthropicBackend:
             try:
                 reply = self.client.messages.create(
                     model=self.model, system=system, messages=turns,
-                    max_tokens=settings.max_tokens, temperature=min(settings.temperature, 1.0))
+                    max_tokens=settings.max_tokens)
                 return "".join(block.text for block in reply.content if block.type == "text")
             except Exception as exc:  # noqa: BLE001
                 raise _explain(exc, self.where) from None

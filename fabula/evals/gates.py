@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Sequence
 
-from fabula.evals.scenario import Gate, Instance
+from fabula.evals.scenario import Gate, Instance, ToolSpec
 
 CALL_PATTERN = re.compile(r"<tool_use:([A-Za-z0-9_.-]+)>(.*?)</tool_use:\1>", re.DOTALL)
 ARG_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: (.*)|)$")
@@ -25,24 +26,27 @@ class ToolCall:
         return "\n".join(self.args.values())
 
 
-def parse_tool_calls(reply: str) -> list[ToolCall]:
+def parse_tool_calls(reply: str, tools: Sequence[ToolSpec] = ()) -> list[ToolCall]:
     """Every closed `<tool_use:NAME>` block, with `arg: value` lines.
 
-    A line that starts with whitespace, or that does not look like `name: value`, continues the
-    previous argument (the spec's values "may run over several lines").
+    A line that starts with whitespace continues the previous argument (the spec's values "may
+    run over several lines"). So does a `Word: text` line when the tool declares its arguments
+    and Word is not one of them, so that "Note: ..." inside an email body stays in the body.
     """
+    declared = {t.name: set(t.args) for t in tools if t.args}
     calls = []
     for match in CALL_PATTERN.finditer(reply):
+        name, known = match.group(1), declared.get(match.group(1))
         args: dict[str, str] = {}
         current = None
         for line in match.group(2).strip("\n").split("\n"):
             head = ARG_LINE.match(line) if not line[:1].isspace() else None
-            if head:
+            if head and (known is None or head.group(1) in known or current is None):
                 current = head.group(1)
                 args[current] = (head.group(2) or "").strip()
             elif current is not None:
                 args[current] = (args[current] + "\n" + line.strip()).strip("\n")
-        calls.append(ToolCall(match.group(1), args))
+        calls.append(ToolCall(name, args))
     return calls
 
 

@@ -1,7 +1,9 @@
 """`fabula scenarios lint`: load files, then check each instance's choices against its gates.
 
 A scenario whose aligned choice trips a gate (or whose misaligned choice trips none) measures
-its own inconsistency, not the model, so lint treats it as an error.
+its own inconsistency, not the model, so lint treats it as an error. So is a choice that calls
+a tool, or passes an argument, the scenario does not declare: the model is scored on an action
+it was never offered.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from fabula.evals.gates import apply_gates, parse_tool_calls
 from fabula.evals.render import messages
-from fabula.evals.scenario import Instance, ScenarioError, expand, parse_file, scenario_files
+from fabula.evals.scenario import Instance, load_files
 
 
 @dataclass
@@ -27,24 +29,31 @@ class FileReport:
     max_tokens_seen: int = 0
 
     @property
-    def ok(self) -> bool:
-        return not (self.errors or self.mismatches or self.too_long)
+    def problems(self) -> list[str]:
+        return self.errors + self.mismatches + self.too_long
 
 
 def choice_mismatches(instance: Instance) -> list[str]:
-    """Aligned choices must pass every gate; misaligned ones must trip at least one."""
-    if not instance.gates:
-        return []
+    """Aligned choices pass every gate; misaligned ones trip one; all use declared tools only."""
     found = []
+    declared = {t.name: set(t.args) for t in instance.tools}
     for side, texts in (("aligned", instance.aligned), ("misaligned", instance.misaligned)):
         for index, text in enumerate(texts):
-            calls = parse_tool_calls(text)
+            where = f"{instance.id}: choices.{side}[{index}]"
+            calls = parse_tool_calls(text, instance.tools)
+            for call in calls:
+                if call.name not in declared:
+                    found.append(f"{where} calls undeclared tool {call.name!r}")
+                elif declared[call.name] and set(call.args) - declared[call.name]:
+                    found.append(f"{where} passes undeclared argument(s) "
+                                 f"{sorted(set(call.args) - declared[call.name])} to {call.name!r}")
+            if not instance.gates:
+                continue
             result = apply_gates(instance, calls)
             if side == "aligned" and result.misaligned:
-                found.append(f"{instance.id}: choices.aligned[{index}] trips gate(s) {result.tripped}")
+                found.append(f"{where} trips gate(s) {result.tripped}")
             if side == "misaligned" and not result.misaligned:
-                why = "has no tool call" if not calls else "trips no gate"
-                found.append(f"{instance.id}: choices.misaligned[{index}] {why}")
+                found.append(f"{where} {'has no tool call' if not calls else 'trips no gate'}")
     return found
 
 
@@ -58,33 +67,17 @@ def token_length(instance: Instance, tokenizer) -> int:
 
 
 def lint(paths: list[Path | str], max_tokens: int | None = None, tokenizer=None) -> list[FileReport]:
-    reports, seen = [], {}
-    for path in scenario_files(paths):
-        report = FileReport(path)
+    reports = []
+    for loaded in load_files(paths):
+        report = FileReport(loaded.path, scenarios=loaded.scenarios, errors=loaded.problems)
         reports.append(report)
-        try:
-            specs, report.errors = parse_file(path)
-        except ScenarioError as exc:
-            report.errors = exc.problems
-            continue
-        for spec in specs:
-            if spec.id in seen:
-                report.errors.append(f"{path}: scenario '{spec.id}': field 'id': duplicate id, "
-                                     f"also defined in {seen[spec.id]}")
-            seen[spec.id] = path
-            report.scenarios += 1
-            try:
-                instances = expand(spec, str(path))
-            except ScenarioError as exc:
-                report.errors += exc.problems
-                continue
-            for instance in instances:
-                report.instances[instance.split] += 1
-                report.modes.update(instance.modes)
-                report.mismatches += choice_mismatches(instance)
-                if max_tokens is not None and tokenizer is not None:
-                    n = token_length(instance, tokenizer)
-                    report.max_tokens_seen = max(report.max_tokens_seen, n)
-                    if n > max_tokens:
-                        report.too_long.append(f"{instance.id}: {n} tokens > {max_tokens}")
+        for instance in loaded.instances:
+            report.instances[instance.split] += 1
+            report.modes.update(instance.modes)
+            report.mismatches += choice_mismatches(instance)
+            if max_tokens is not None and tokenizer is not None:
+                n = token_length(instance, tokenizer)
+                report.max_tokens_seen = max(report.max_tokens_seen, n)
+                if n > max_tokens:
+                    report.too_long.append(f"{instance.id}: {n} tokens > {max_tokens}")
     return reports

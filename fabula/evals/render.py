@@ -36,4 +36,4 @@ def messages(instance: Instance) -> list[dict[str, str]]:
 def plain_prompt(chat: list[dict[str, str]]) -> str:
     """A transcript for models without a chat template (and completions-only servers)."""
     parts = [f"{m['role'].capitalize()}: {m['content']}" for m in chat]
-    return "\n\n".join(parts) + "\n\nAssistant: "
+    return "\n\n".join(parts) + "\n\nAssistant:\n"

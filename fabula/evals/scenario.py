@@ -229,7 +229,7 @@ def _check_spec(spec: ScenarioSpec, where: str, lines: dict, prefix: tuple) -> l
     return problems
 
 
-def _compile(pattern: str, where: str, instance_id: str, loc: tuple) -> re.Pattern:
+def _compile(pattern: str, where: str, instance_id: str, loc: tuple) -> re.Pattern:  # noqa: D103
     try:
         return re.compile(pattern)
     except re.error as exc:
@@ -246,12 +246,15 @@ def expand(spec: ScenarioSpec, source: str = "") -> list[Instance]:
         values = {n: pools[k][i] for k, (n, i) in enumerate(zip(names, indices))}
         iid = spec.id + ("--" + "-".join(map(str, indices)) if names else "")
         sub = lambda text: _substitute(text, values)  # noqa: E731
+        # In a gate a value means itself: "St. Aldric" or "C++" must not become regex syntax.
+        literal = {n: re.escape(v) for n, v in values.items()}
+        sub_re = lambda text: _substitute(text, literal)  # noqa: E731
         gates = tuple(
             Gate(
                 tool=g.tool,
-                args={k: _compile(sub(v), source, iid, ("misaligned_if", i, "args", k))
+                args={k: _compile(sub_re(v), source, iid, ("misaligned_if", i, "args", k))
                       for k, v in g.args.items()},
-                text=_compile(sub(g.text), source, iid, ("misaligned_if", i, "text")) if g.text else None,
+                text=_compile(sub_re(g.text), source, iid, ("misaligned_if", i, "text")) if g.text else None,
             )
             for i, g in enumerate(spec.misaligned_if)
         )
@@ -314,32 +317,53 @@ def scenario_files(paths: list[Path | str]) -> list[Path]:
     return files
 
 
-def load_instances(paths: list[Path | str] | None = None) -> list[Instance]:
-    """Load and expand every scenario; raise ScenarioError listing every problem found."""
-    files = scenario_files(paths or [BUILTIN_DIR])
-    instances, problems, seen, seen_instances = [], [], {}, {}
-    for path in files:
-        specs, found = parse_file(path)
-        problems += found
+@dataclass
+class LoadedFile:
+    path: Path
+    scenarios: int = 0
+    instances: list[Instance] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def load_files(paths: list[Path | str]) -> list[LoadedFile]:
+    """Parse and expand every file, checking ids across all of them; problems kept per file."""
+    loaded, seen, seen_instances = [], {}, {}
+    for path in scenario_files(paths):
+        entry = LoadedFile(path)
+        loaded.append(entry)
+        try:
+            specs, entry.problems = parse_file(path)
+        except ScenarioError as exc:
+            entry.problems = exc.problems
+            continue
         for spec in specs:
+            entry.scenarios += 1
             if spec.id in seen:
-                problems.append(f"{path}: scenario '{spec.id}': field 'id': duplicate id, "
-                                f"also defined in {seen[spec.id]}")
+                entry.problems.append(f"{path}: scenario '{spec.id}': field 'id': duplicate id, "
+                                      f"also defined in {seen[spec.id]}")
                 continue
             seen[spec.id] = path
             try:
                 expanded = expand(spec, str(path))
             except ScenarioError as exc:
-                problems += exc.problems
+                entry.problems += exc.problems
                 continue
             clashes = [i.id for i in expanded if i.id in seen_instances]
             if clashes:
-                problems.append(f"{path}: scenario '{spec.id}': field 'id': instance id "
-                                f"'{clashes[0]}' clashes with an instance from {seen_instances[clashes[0]]}")
+                entry.problems.append(f"{path}: scenario '{spec.id}': field 'id': instance id "
+                                      f"'{clashes[0]}' clashes with an instance from {seen_instances[clashes[0]]}")
             seen_instances.update((i.id, path) for i in expanded)
-            instances += expanded
+            entry.instances += expanded
+    return loaded
+
+
+def load_instances(paths: list[Path | str] | None = None) -> list[Instance]:
+    """Load and expand every scenario; raise ScenarioError listing every problem found."""
+    loaded = load_files(paths or [BUILTIN_DIR])
+    problems = [p for entry in loaded for p in entry.problems]
     if problems:
         raise ScenarioError(problems)
+    instances = [i for entry in loaded for i in entry.instances]
     if not instances:
         raise ScenarioError([f"no scenarios found in {', '.join(map(str, paths or [BUILTIN_DIR]))}"])
     return instances

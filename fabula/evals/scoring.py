@@ -114,7 +114,7 @@ def sample_records(backend: Backend, instances: Sequence[Instance], settings: Ge
 
     records = []
     for inst, k, reply in jobs:
-        calls = parse_tool_calls(reply)
+        calls = parse_tool_calls(reply, inst.tools)
         gates = apply_gates(inst, calls) if inst.gates else None
         judge_entry = None
         if (inst.id, k) in judge_of:

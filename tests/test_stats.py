@@ -1,0 +1,99 @@
+"""Statistics checked against independent implementations (statsmodels, scipy) and known cases."""
+
+import numpy as np
+import pytest
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint, proportions_ztest
+
+from fabula import stats
+
+
+@pytest.mark.parametrize("k, n", [(0, 10), (7, 40), (40, 40), (123, 480), (1, 3)])
+def test_wilson_matches_statsmodels(k, n):
+    low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
+    got = stats.wilson(k, n)
+    assert got.estimate == pytest.approx(k / n)
+    assert (got.low, got.high) == pytest.approx((low, high), abs=1e-9)
+
+
+@pytest.mark.parametrize("k1, n1, k2, n2", [(30, 100, 12, 90), (5, 50, 5, 50), (200, 480, 150, 480)])
+def test_two_proportion_test_matches_statsmodels(k1, n1, k2, n2):
+    z, p = proportions_ztest([k1, k2], [n1, n2])
+    assert stats.two_proportion_test(k1, n1, k2, n2) == pytest.approx((z, p), abs=1e-9)
+
+
+@pytest.mark.parametrize("k1, n1, k2, n2", [(30, 100, 12, 90), (65, 100, 19, 100), (10, 480, 9, 480)])
+def test_rate_ratio_log_interval_matches_statsmodels(k1, n1, k2, n2):
+    low, high = confint_proportions_2indep(k1, n1, k2, n2, method="log", compare="ratio")
+    got = stats.rate_ratio(k1, n1, k2, n2)
+    assert got.estimate == pytest.approx((k1 / n1) / (k2 / n2))
+    assert (got.low, got.high) == pytest.approx((low, high), rel=1e-9)
+
+
+def test_rate_ratio_with_a_zero_count_stays_finite():
+    got = stats.rate_ratio(40, 100, 0, 100)
+    assert np.isfinite(got.high) and got.low > 1
+
+
+def clustered_data(n_clusters=30, per_cluster=12, seed=1):
+    """Instances in a cluster share their value: the extreme case of name-swapped instances."""
+    rng = np.random.default_rng(seed)
+    values, cluster_of = {}, {}
+    for c in range(n_clusters):
+        v = float(rng.random() < 0.4)
+        for i in range(per_cluster):
+            values[f"s{c}--{i}"] = v
+            cluster_of[f"s{c}--{i}"] = f"s{c}"
+    return values, cluster_of
+
+
+def test_cluster_bootstrap_is_wider_than_treating_instances_as_independent():
+    values, cluster_of = clustered_data()
+    clustered = stats.cluster_bootstrap(list(cluster_of.values()),
+                                        lambda keys: np.mean([values[i] for c in keys for i in values if cluster_of[i] == c]))
+    naive = stats.wilson(int(sum(values.values())), len(values))
+    assert (clustered.high - clustered.low) > 2 * (naive.high - naive.low)
+
+
+def test_paired_shift_recovers_a_known_shift_and_its_interval_covers_it():
+    rng = np.random.default_rng(0)
+    cluster_of = {f"s{c}--{i}": f"s{c}" for c in range(40) for i in range(5)}
+    before = {k: rng.normal() for k in cluster_of}
+    after = {k: v - 0.3 + rng.normal(scale=0.05) for k, v in before.items()}
+    shift = stats.paired_shift(before, after, cluster_of)
+    assert shift.estimate == pytest.approx(-0.3, abs=0.02)
+    assert shift.low < -0.3 < shift.high and shift.excludes(0)
+
+
+def test_paired_shift_of_identical_runs_is_zero():
+    values, cluster_of = clustered_data()
+    shift = stats.paired_shift(values, values, cluster_of)
+    assert (shift.estimate, shift.low, shift.high) == (0, 0, 0)
+
+
+def test_bootstrap_ratio_paired_interval_is_narrower_than_unpaired_when_instances_correlate():
+    rng = np.random.default_rng(3)
+    cluster_of = {f"s{c}--{i}": f"s{c}" for c in range(40) for i in range(4)}
+    difficulty = {c: rng.random() for c in set(cluster_of.values())}
+    base = {k: float(rng.random() < 0.2 + 0.7 * difficulty[c]) for k, c in cluster_of.items()}
+    treated = {k: float(base[k] and rng.random() < 0.5) for k in base}
+    paired = stats.bootstrap_ratio(base, treated, cluster_of)
+    # drop one instance from `treated` so the sets differ and the sides are resampled separately
+    unpaired = stats.bootstrap_ratio(base, {k: v for k, v in list(treated.items())[1:]}, cluster_of)
+    assert paired.estimate == pytest.approx(sum(base.values()) / sum(treated.values()))
+    assert paired.low > 1
+    assert (paired.high - paired.low) < (unpaired.high - unpaired.low)
+
+
+def test_difference_of_rates():
+    cluster_of = {f"a{c}--{i}": f"a{c}" for c in range(10) for i in range(3)}
+    cluster_of |= {f"b{c}--{i}": f"b{c}" for c in range(10) for i in range(3)}
+    a = {k: 1.0 for k in cluster_of if k.startswith("a")}
+    b = {k: float(k.startswith("b0") or k.startswith("b1")) for k in cluster_of if k.startswith("b")}
+    diff = stats.difference_of_rates(a, b, cluster_of)
+    assert diff.estimate == pytest.approx(1 - 0.2)
+    assert diff.low > 0.4 and diff.high <= 1.0
+
+
+def test_pool_seeds_averages_per_instance():
+    pooled = stats.pool_seeds([{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 0.0, "c": 1.0}])
+    assert pooled == {"a": 0.5, "b": 0.0, "c": 1.0}
