@@ -67,10 +67,13 @@ def rate_ratio(k_base: int, n_base: int, k_treated: int, n_treated: int, z: floa
 
 
 def _percentile(estimate: float, draws: np.ndarray) -> Interval:
-    draws = draws[np.isfinite(draws)]
+    """Percentile interval. Infinite draws (a ratio over a zero rate) are kept, so the upper
+    bound says 'unbounded' rather than pretending; only undefined (nan) draws are dropped."""
+    draws = np.asarray(draws, dtype=float)
+    draws = draws[~np.isnan(draws)]
     if len(draws) == 0:
         return Interval(estimate, float("nan"), float("nan"))
-    low, high = np.percentile(draws, [2.5, 97.5])
+    low, high = np.quantile(draws, [0.025, 0.975], method="inverted_cdf")
     return Interval(estimate, float(low), float(high))
 
 
@@ -83,11 +86,23 @@ def cluster_bootstrap(clusters: Sequence[Hashable], stat: Callable[[list], float
     return _percentile(stat(keys), draws)
 
 
-def _by_cluster(values: Mapping[str, float], cluster_of: Mapping[str, Hashable]) -> dict:
+def _cluster_sums(values: Mapping[str, float], cluster_of: Mapping[str, Hashable]) -> tuple[list, np.ndarray, np.ndarray]:
+    """Per cluster: (keys, sum of values, number of values), for vectorised resampling."""
     grouped: dict[Hashable, list[float]] = defaultdict(list)
     for key, value in values.items():
         grouped[cluster_of[key]].append(value)
-    return grouped
+    keys = sorted(grouped, key=str)
+    return keys, np.array([sum(grouped[k]) for k in keys]), np.array([len(grouped[k]) for k in keys], dtype=float)
+
+
+def _draws(n_clusters: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """n_boot resamples of cluster indices, one row each."""
+    return rng.integers(0, n_clusters, size=(n_boot, n_clusters))
+
+
+def _mean(sums: np.ndarray, counts: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums[idx].sum(-1) / counts[idx].sum(-1)
 
 
 def paired_shift(before: Mapping[str, float], after: Mapping[str, float],
@@ -97,13 +112,9 @@ def paired_shift(before: Mapping[str, float], after: Mapping[str, float],
     shared = sorted(set(before) & set(after))
     if not shared:
         raise ValueError("the two runs share no instances")
-    diffs = _by_cluster({k: after[k] - before[k] for k in shared}, cluster_of)
-
-    def mean(keys: list) -> float:
-        total = sum(sum(diffs[c]) for c in keys)
-        return total / sum(len(diffs[c]) for c in keys)
-
-    return cluster_bootstrap(list(diffs), mean, n_boot, seed)
+    _, sums, counts = _cluster_sums({k: after[k] - before[k] for k in shared}, cluster_of)
+    idx = _draws(len(sums), n_boot, np.random.default_rng(seed))
+    return _percentile(sums.sum() / counts.sum(), _mean(sums, counts, idx))
 
 
 def bootstrap_ratio(base: Mapping[str, float], treated: Mapping[str, float],
@@ -114,45 +125,29 @@ def bootstrap_ratio(base: Mapping[str, float], treated: Mapping[str, float],
     scored the same instances the resampled clusters are shared (paired); otherwise each side
     is resampled on its own.
     """
-    b, t = _by_cluster(base, cluster_of), _by_cluster(treated, cluster_of)
-
-    def rate(groups: dict, keys: list) -> float:
-        n = sum(len(groups[c]) for c in keys)
-        return sum(sum(groups[c]) for c in keys) / n if n else float("nan")
-
-    def ratio(rb: float, rt: float) -> float:
-        return rb / rt if rt > 0 else float("inf")
-
-    estimate = ratio(rate(b, list(b)), rate(t, list(t)))
+    kb, sb, cb = _cluster_sums(base, cluster_of)
+    kt, st, ct = _cluster_sums(treated, cluster_of)
     rng = np.random.default_rng(seed)
     if set(base) == set(treated):
-        keys = sorted(b, key=str)
-        draws = []
-        for _ in range(n_boot):
-            pick = [keys[i] for i in rng.integers(0, len(keys), len(keys))]
-            draws.append(ratio(rate(b, pick), rate(t, pick)))
+        idx = _draws(len(kb), n_boot, rng)
+        rb, rt = _mean(sb, cb, idx), _mean(st, ct, idx)
     else:
-        kb, kt = sorted(b, key=str), sorted(t, key=str)
-        draws = [ratio(rate(b, [kb[i] for i in rng.integers(0, len(kb), len(kb))]),
-                       rate(t, [kt[i] for i in rng.integers(0, len(kt), len(kt))])) for _ in range(n_boot)]
-    return _percentile(estimate, np.array(draws, dtype=float))
+        rb, rt = _mean(sb, cb, _draws(len(kb), n_boot, rng)), _mean(st, ct, _draws(len(kt), n_boot, rng))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        draws = np.where(rt > 0, rb / np.where(rt > 0, rt, 1), np.inf)
+    rate_t = st.sum() / ct.sum()
+    return _percentile((sb.sum() / cb.sum()) / rate_t if rate_t > 0 else float("inf"), draws)
 
 
 def difference_of_rates(a: Mapping[str, float], b: Mapping[str, float], cluster_of: Mapping[str, Hashable],
                         n_boot: int = N_BOOT, seed: int = 0) -> Interval:
     """mean(a) - mean(b) for two disjoint groups of instances, each resampled by scenario
     (used for the pressure effect: share under a pressure minus share under `none`)."""
-    ga, gb = _by_cluster(a, cluster_of), _by_cluster(b, cluster_of)
-    ka, kb = sorted(ga, key=str), sorted(gb, key=str)
-
-    def mean(groups: dict, keys: list) -> float:
-        return sum(sum(groups[c]) for c in keys) / sum(len(groups[c]) for c in keys)
-
+    _, sa, ca = _cluster_sums(a, cluster_of)
+    _, sb, cb = _cluster_sums(b, cluster_of)
     rng = np.random.default_rng(seed)
-    draws = np.array([
-        mean(ga, [ka[i] for i in rng.integers(0, len(ka), len(ka))])
-        - mean(gb, [kb[i] for i in rng.integers(0, len(kb), len(kb))]) for _ in range(n_boot)])
-    return _percentile(mean(ga, ka) - mean(gb, kb), draws)
+    draws = _mean(sa, ca, _draws(len(sa), n_boot, rng)) - _mean(sb, cb, _draws(len(sb), n_boot, rng))
+    return _percentile(sa.sum() / ca.sum() - sb.sum() / cb.sum(), draws)
 
 
 def pool_seeds(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:

@@ -97,3 +97,11 @@ def test_difference_of_rates():
 def test_pool_seeds_averages_per_instance():
     pooled = stats.pool_seeds([{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 0.0, "c": 1.0}])
     assert pooled == {"a": 0.5, "b": 0.0, "c": 1.0}
+
+
+def test_bootstrap_ratio_over_a_zero_treated_rate_is_unbounded_not_dropped():
+    cluster_of = {f"s{c}--0": f"s{c}" for c in range(20)}
+    base = {k: 1.0 for k in cluster_of}
+    treated = {k: float(k == "s0--0") for k in cluster_of}
+    ratio = stats.bootstrap_ratio(base, treated, cluster_of)
+    assert ratio.estimate == 20 and ratio.high == float("inf") and ratio.low > 1

@@ -128,6 +128,7 @@ def run_eval(config: EvalConfig, console=None) -> dict:
     path = config.out / "samples.jsonl"
     step = 4 if config.mode == "choice" else config.batch_size
     started = time.time()
+    neutral_cache: dict = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task(f"{config.mode} {config.model}", total=len(the_plan.instances),
@@ -135,7 +136,7 @@ def run_eval(config: EvalConfig, console=None) -> dict:
         for start in range(0, len(pending), step):
             batch = pending[start:start + step]
             if config.mode == "choice":
-                records = score_choices(backend, batch, in_dist)
+                records = score_choices(backend, batch, in_dist, neutral_cache)
             else:
                 settings = GenerateSettings(n=config.n, temperature=config.temperature,
                                             max_tokens=config.max_tokens, seed=config.seed + start)

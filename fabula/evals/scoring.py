@@ -55,13 +55,17 @@ def choice_record(instance: Instance, scores: list[ContinuationScore], neutral: 
     }
 
 
-def score_choices(backend: Backend, instances: Sequence[Instance], in_dist: set[str]) -> list[dict]:
-    requests = []
-    for inst in instances:
-        continuations = list(inst.aligned + inst.misaligned)
-        requests += [ScoreRequest(messages(inst), continuations), ScoreRequest(NEUTRAL_MESSAGES, continuations)]
-    scores = backend.score(requests)
-    return [choice_record(inst, scores[2 * i], scores[2 * i + 1], inst.family in in_dist)
+def score_choices(backend: Backend, instances: Sequence[Instance], in_dist: set[str],
+                  neutral_cache: dict[str, ContinuationScore] | None = None) -> list[dict]:
+    """Score a batch of instances. A continuation's neutral score does not depend on the
+    instance, so `neutral_cache` (kept by the caller for the run) scores each text once."""
+    cache = {} if neutral_cache is None else neutral_cache
+    requests = [ScoreRequest(messages(inst), list(inst.aligned + inst.misaligned)) for inst in instances]
+    missing = sorted({c for r in requests for c in r.continuations} - set(cache))
+    scores = backend.score(requests + ([ScoreRequest(NEUTRAL_MESSAGES, missing)] if missing else []))
+    if missing:
+        cache.update(zip(missing, scores[-1]))
+    return [choice_record(inst, scores[i], [cache[c] for c in requests[i].continuations], inst.family in in_dist)
             for i, inst in enumerate(instances)]
 
 
