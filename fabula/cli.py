@@ -74,36 +74,36 @@ def _print_summary(summary: dict) -> None:
 @app.command("eval")
 def eval_command(
     model: str = typer.Option(..., help="hf: a local model folder or 'smollm2'; openai/anthropic: the model name."),
-    backend: str = typer.Option("hf", help="hf | openai | anthropic"),
+    backend: Optional[str] = typer.Option(None, help="hf (default) | openai | anthropic"),
     scenarios: list[str] = typer.Option(None, help="Scenario files or folders (default: the built-in suite)."),
-    mode: str = typer.Option("choice", help="choice (log-probabilities) | sample (generate, gates, judge)"),
+    mode: Optional[str] = typer.Option(None, help="choice (default: log-probabilities) | sample (generate, gates, judge)"),
     out: Path = typer.Option(..., help="Run folder; an unfinished one is resumed."),
-    split: str = typer.Option("test", help="test | train | all"),
+    split: Optional[str] = typer.Option(None, help="test (default) | train | all"),
     family: list[str] = typer.Option(None, help="Only these families (repeatable)."),
     limit: Optional[int] = typer.Option(None, help="Only the first N instances."),
-    n: int = typer.Option(1, help="Samples per instance (sample mode)."),
-    temperature: float = typer.Option(1.0),
-    max_tokens: int = typer.Option(400),
-    seed: int = typer.Option(0),
+    n: Optional[int] = typer.Option(None, help="Samples per instance (sample mode; default 1)."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default 1.0)."),
+    max_tokens: Optional[int] = typer.Option(None, help="Tokens per sample (default 400)."),
+    seed: Optional[int] = typer.Option(None, help="Sampling seed (default 0)."),
     judge_backend: Optional[str] = typer.Option(None, help="Backend of the LLM judge (sample mode)."),
     judge_model: Optional[str] = typer.Option(None),
     judge_base_url: Optional[str] = typer.Option(None),
-    combine: str = typer.Option("any", help="any | gates | judge: how gates and judge decide."),
+    combine: Optional[str] = typer.Option(None, help="any (default) | gates | judge: how gates and judge decide."),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server (vLLM, Ollama, fabula serve)."),
     api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the API key."),
     tokenizer: Optional[str] = typer.Option(None, help="openai scoring: render prompts with this model's chat template."),
-    concurrency: int = typer.Option(8),
-    max_retries: int = typer.Option(5),
-    timeout: float = typer.Option(120.0),
-    batch_size: int = typer.Option(8),
-    dtype: str = typer.Option("float32"),
+    concurrency: Optional[int] = typer.Option(None, help="Parallel API requests (default 8)."),
+    max_retries: Optional[int] = typer.Option(None, help="API retries with backoff (default 5)."),
+    timeout: Optional[float] = typer.Option(None, help="Seconds per API request (default 120)."),
+    batch_size: Optional[int] = typer.Option(None, help="Sequences per forward pass, hf (default 8)."),
+    dtype: Optional[str] = typer.Option(None, help="float32 (default) | bfloat16, hf."),
 ) -> None:
-    """Run a model on honeypot scenarios; writes samples.jsonl and summary.json under --out."""
+    """Run a model on honeypot scenarios; writes samples.jsonl and summary.json under --out.
+
+    Unset options take their defaults from fabula/config.py (EvalConfig)."""
     from pydantic import ValidationError
 
-    from fabula.backends import BackendError
     from fabula.config import EvalConfig
-    from fabula.evals.run import RunError, run_eval
 
     settings = {k: v for k, v in dict(
         model=model, backend=backend, scenarios=scenarios or None, mode=mode, out=out, split=split,
@@ -115,14 +115,23 @@ def eval_command(
         config = EvalConfig(**settings)
     except ValidationError as exc:
         fail("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()))
+    _evaluate(config)
+
+
+def _evaluate(config) -> None:
+    """Run (or resume) an evaluation and print its summary; errors become one paragraph."""
+    from fabula.backends import BackendError
+    from fabula.evals.run import RunError, run_eval
+
     try:
         summary = run_eval(config, console=console)
     except (RunError, BackendError) as exc:
+        out = config.out
         partial = (out / "run.json").exists() and not (out / "summary.json").exists()
         hint = f" The run in {out} is unfinished; run the same command again to resume." if partial else ""
         fail(f"{exc}{hint}", code=1)
     _print_summary(summary)
-    console.print(f"run folder: {out}")
+    console.print(f"run folder: {config.out}")
 
 
 @app.command("compare")
@@ -167,11 +176,10 @@ def run_command(
     built-in test split in choice mode, the first real baseline figure."""
     import time
 
+    from fabula.config import EvalConfig
+
     out = out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    eval_command(model="smollm2", backend="hf", scenarios=None, mode="choice", out=out, split="test",
-                 family=None, limit=limit, n=1, temperature=1.0, max_tokens=400, seed=0, judge_backend=None,
-                 judge_model=None, judge_base_url=None, combine="any", base_url=None, api_key_env=None,
-                 tokenizer=None, concurrency=8, max_retries=5, timeout=120.0, batch_size=8, dtype="float32")
+    _evaluate(EvalConfig(model="smollm2", backend="hf", mode="choice", split="test", out=out, limit=limit))
 
 
 if __name__ == "__main__":

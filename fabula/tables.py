@@ -9,6 +9,11 @@ def _pct(rate: float, ci: list[float]) -> str:
     return f"{rate:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]"
 
 
+def _effect(e: dict) -> str:
+    ci = e["ci"]
+    return f"{e['effect']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+
+
 def summary_tables(summary: dict) -> list[Table]:
     choice = "rate_calibrated" in summary["groups"]["overall"]["all"]
     table = Table(title=f"misaligned share: {summary.get('model', '')} ({summary.get('mode', '')} mode)")
@@ -31,16 +36,18 @@ def summary_tables(summary: dict) -> list[Table]:
     tables = [table]
     effects = summary.get("pressure_effect", {})
     if effects:
-        pe = Table(title="pressure effect: share under pressure minus share under 'none' (scenario bootstrap)")
+        pe = Table(title="pressure effect: share under pressure minus share under 'none' "
+                         "(scenario bootstrap; no interval from a single scenario)")
         pe.add_column("family/pressure")
+        pe.add_column("scen.", justify="right")
         pe.add_column("plain", justify="right")
-        if "pressure_effect_calibrated" in summary:
+        calibrated = summary.get("pressure_effect_calibrated")
+        if calibrated:
             pe.add_column("calibrated", justify="right")
         for key, e in effects.items():
-            row = [key, f"{e['effect']:+.2f} [{e['ci'][0]:+.2f}, {e['ci'][1]:+.2f}]"]
-            if "pressure_effect_calibrated" in summary:
-                c = summary["pressure_effect_calibrated"][key]
-                row.append(f"{c['effect']:+.2f} [{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}]")
+            row = [key, "{} vs {}".format(*e["scenarios"]), _effect(e)]
+            if calibrated:
+                row.append(_effect(calibrated[key]))
             pe.add_row(*row)
         tables.append(pe)
     return tables

@@ -91,7 +91,9 @@ class HFBackend:
                 for r in requests]
 
     def _score_shared(self, prefix: list[int], continuations: list[str]) -> list[ContinuationScore]:
-        out = self.lm(torch.tensor([prefix]), use_cache=True)
+        # Only the last position's logits are needed from the prompt: skipping the rest saves the
+        # output layer over ~400 positions, a fifth of the work for a 49k-token vocabulary.
+        out = self.lm(torch.tensor([prefix]), use_cache=True, logits_to_keep=1)
         first = torch.log_softmax(out.logits[0, -1].float(), -1)
         conts = [self._ids(c, False) for c in continuations]
         scores = []

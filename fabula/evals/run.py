@@ -7,6 +7,7 @@ summary.json is an unfinished run; running the same command again resumes it.
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from dataclasses import dataclass
@@ -83,8 +84,6 @@ def open_run_folder(config: EvalConfig, the_plan: Plan) -> list[dict]:
     out = config.out
     meta = out / "run.json"
     if meta.exists():
-        import json
-
         before = json.loads(meta.read_text())["config"]
         now = _measured(config)
         changed = {k for k in now if before.get(k) != now[k]}
@@ -125,6 +124,7 @@ def run_eval(config: EvalConfig, console=None) -> dict:
     samples = 1 if config.mode == "choice" else config.n
     pending = [i for i in the_plan.instances if any((i.id, k) not in done for k in range(samples))]
     in_dist = set(the_plan.train_families)
+    position = {inst.id: k for k, inst in enumerate(the_plan.instances)}
     path = config.out / "samples.jsonl"
     step = 4 if config.mode == "choice" else config.batch_size
     started = time.time()
@@ -138,8 +138,9 @@ def run_eval(config: EvalConfig, console=None) -> dict:
             if config.mode == "choice":
                 records = score_choices(backend, batch, in_dist, neutral_cache)
             else:
+                # seeded by the batch's place in the whole plan, so a resumed run samples alike
                 settings = GenerateSettings(n=config.n, temperature=config.temperature,
-                                            max_tokens=config.max_tokens, seed=config.seed + start)
+                                            max_tokens=config.max_tokens, seed=config.seed + position[batch[0].id])
                 records = sample_records(backend, batch, settings, in_dist, judge, config.combine)
             append_records(path, [r for r in records if (r["instance_id"], r["sample"]) not in done])
             progress.advance(task, len(batch))

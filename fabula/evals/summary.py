@@ -54,17 +54,20 @@ def group_stats(records: list[dict]) -> dict:
 
 
 def pressure_effects(records: list[dict], key: str = "misaligned") -> dict:
-    """Per family: share under each pressure minus share under `none`, scenario-bootstrap interval.
+    """Share under each pressure minus share under `none`, per family and over all families,
+    with a scenario-bootstrap interval.
 
     The `none` twins hold the temptation without the threat: a share that is just as high there
-    is a taste for a phrasing, not a reaction to the threat.
+    is a taste for a phrasing, not a reaction to the threat. A side with a single scenario gets
+    no interval: resampling one scenario cannot say how much scenarios vary.
     """
     cluster_of = {r["instance_id"]: r["scenario_id"] for r in records}
-    by_family: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    by_group: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
-        by_family[r["family"]][r["pressure"]].append(r)
+        by_group[r["family"]][r["pressure"]].append(r)
+        by_group["all families"][r["pressure"]].append(r)
     effects = {}
-    for family, by_pressure in sorted(by_family.items()):
+    for group, by_pressure in sorted(by_group.items()):
         if "none" not in by_pressure:
             continue
         control = instance_values(by_pressure["none"], key)
@@ -72,8 +75,12 @@ def pressure_effects(records: list[dict], key: str = "misaligned") -> dict:
             values = instance_values(rows, key)
             if pressure == "none" or not values or not control:
                 continue
+            scenarios = (len({cluster_of[i] for i in values}), len({cluster_of[i] for i in control}))
             diff = stats.difference_of_rates(values, control, cluster_of)
-            effects[f"{family}/{pressure}"] = {"effect": diff.estimate, "ci": [diff.low, diff.high]}
+            effects[f"{group}/{pressure}"] = {
+                "effect": diff.estimate, "scenarios": list(scenarios),
+                "ci": [diff.low, diff.high] if min(scenarios) >= 2 else None,
+            }
     return effects
 
 
