@@ -167,19 +167,90 @@ def serve_command(
     serve(model, host=host, port=port)
 
 
+def _float_list(text: str | None) -> list[float] | None:
+    return None if text is None else [float(x) for x in text.split(",") if x.strip()]
+
+
+def _int_list(text: str | None) -> list[int] | None:
+    return None if text is None else [int(x) for x in text.split(",") if x.strip()]
+
+
+def _str_list(text: str | None) -> list[str] | None:
+    return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
+
+
+def load_organism_config(preset: str, config_file: Path | None, overrides: dict):
+    """Preset, then the config file, then command-line flags: each overrides the one before."""
+    import tomllib
+
+    import yaml
+    from pydantic import ValidationError
+
+    from fabula.config import OrganismConfig
+
+    try:
+        settings = OrganismConfig.preset(preset)
+    except ValueError as exc:
+        fail(str(exc))
+    if config_file is not None:
+        if not config_file.exists():
+            fail(f"{config_file}: no such config file")
+        text = config_file.read_text()
+        try:
+            loaded = tomllib.loads(text) if config_file.suffix == ".toml" else yaml.safe_load(text)
+        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+            fail(f"{config_file}: not valid {'TOML' if config_file.suffix == '.toml' else 'YAML'}: {exc}")
+        if not isinstance(loaded, dict):
+            fail(f"{config_file}: expected a table of settings")
+        settings |= loaded
+    settings |= {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return OrganismConfig(**settings)
+    except ValidationError as exc:
+        where = f"{config_file}: " if config_file else ""
+        fail(where + "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors()))
+
+
 @app.command("run")
 def run_command(
-    out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<timestamp>)."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N instances."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<timestamp>); an unfinished one resumes."),
+    config: Optional[Path] = typer.Option(None, help="TOML or YAML file of OrganismConfig settings."),
+    preset: str = typer.Option("default", help="default | smoke | gpu"),
+    smoke: bool = typer.Option(False, help="The smoke preset: a minutes-long run for tests."),
+    seeds: Optional[int] = typer.Option(None, help="Seeds (pre-training and fine-tuning)."),
+    evil_fraction: Optional[str] = typer.Option(None, help="Comma list, e.g. 0.0,0.5,0.8,1.0."),
+    bridge: Optional[str] = typer.Option(None, help="Story bridge levels, e.g. 0,1,2."),
+    arms: Optional[str] = typer.Option(None, help="Comma list of arms (baseline, bc, bc-reasons, stories, advice, "
+                                                  "constitution, each with -twin)."),
+    scale: Optional[str] = typer.Option(None, help="Comma list of model sizes: tiny, small, medium, large, gpu."),
+    threads: Optional[int] = typer.Option(None, help="Torch threads (default: the free cores)."),
 ) -> None:
-    """The main job. Until the model organism lands: the offline SmolLM2-135M-Instruct on the
-    built-in test split in choice mode, the first real baseline figure."""
+    """The main job: the model organism. Pre-trains small models on text whose AI fiction we
+    control, post-trains them, fine-tunes each arm, and measures the misalignment prior and what
+    moves it, with intervals."""
     import time
 
-    from fabula.config import EvalConfig
+    from fabula.organism.analysis import analyse, plot_rates, tables
+    from fabula.organism.run import ContaminationError, run_organism
 
-    out = out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    _evaluate(EvalConfig(model="smollm2", backend="hf", mode="choice", split="test", out=out, limit=limit))
+    cfg = load_organism_config("smoke" if smoke else preset, config, {
+        "seeds": seeds, "evil_fractions": _float_list(evil_fraction), "bridges": _int_list(bridge),
+        "arms": _str_list(arms), "scales": _str_list(scale), "threads": threads})
+    out = out or cfg.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    started = time.time()
+    try:
+        models = run_organism(cfg, out, console=console)
+    except (ContaminationError, ValueError) as exc:
+        fail(f"{exc}\nThe run in {out} is unfinished; fix the cause and run the same command to resume.", code=1)
+    result = analyse(models, cfg.log_families, cfg.control_evil_fraction)
+    result["seconds"] = round(time.time() - started)
+    from fabula.jsonl import write_json_atomic
+
+    write_json_atomic(out / "summary.json", result)
+    plot_rates(result, out / "rates.png")
+    for table in tables(result):
+        console.print(table)
+    console.print(f"run folder: {out} (summary.json, rates.png, models/, evals/); {result['seconds']} s")
 
 
 if __name__ == "__main__":

@@ -49,3 +49,48 @@ class EvalConfig(BaseModel):
     # settings that may differ between a run and its resumption
     PLUMBING: ClassVar[frozenset] = frozenset({"out", "base_url", "api_key_env", "concurrency", "max_retries",
                                      "timeout", "batch_size", "judge_base_url"})
+
+
+ORGANISM_FAMILIES = ["blackmail", "leaking", "sabotage", "exfiltration", "oversight", "shutdown-resistance",
+                     "deception", "framing", "power-seeking", "sandbagging"]
+
+
+class OrganismConfig(BaseModel):
+    """The model-organism experiment (`fabula run`). Defaults fit 2 CPU cores in ~15 minutes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path | None = None                      # None: runs/<timestamp>
+    seeds: int = Field(1, ge=1)                  # independent pre-training + fine-tuning seeds
+    evil_fractions: list[float] = [0.8]          # share of threatened AIs in pre-training that act badly
+    control_evil_fraction: float | None = 0.0    # the clean-prior control each family is read against
+    log_families: list[str] = ORGANISM_FAMILIES[:5]  # agent logs only for these; the rest: prose only
+    scales: list[str] = ["small"]                # model sizes (fabula.organism.model.SIZES)
+    arms: list[str] = ["baseline", "bc", "stories", "stories-twin"]
+    bridges: list[int] = [2]                     # story bridge levels: 0 implicit, 1 prose, 2 tool call
+    vocab_size: int = 4096                       # byte-level BPE; the output layer dominates small models
+    block_size: int = 512                        # a honeypot plus one choice must fit
+    pretrain_tokens: int = 700_000               # the planning prototype's dose
+    chat_tokens: int = 120_000                   # chat post-training, every model
+    arm_tokens: int = 40_000                     # each arm's own content, equal across arms
+    chat_share: float = Field(0.5, ge=0, lt=1)   # arms are mixed with this share of chat
+    batch_size: int = 16
+    pretrain_lr: float = 2e-3
+    finetune_lr: float = 5e-4                    # lower: fine-tuning alone moved margins in planning
+    threads: int | None = None                   # None: every core not busy
+    smoke: bool = False                          # minutes-long run for tests
+    families: list[str] = ORGANISM_FAMILIES      # which organism families appear in pre-training
+
+    @classmethod
+    def preset(cls, name: str) -> dict:
+        presets = {
+            "default": {},
+            "smoke": {"smoke": True, "scales": ["tiny"], "vocab_size": 1024, "block_size": 512,
+                      "pretrain_tokens": 60_000, "chat_tokens": 16_000, "arm_tokens": 8_000, "batch_size": 8},
+            "gpu": {"scales": ["gpu"], "pretrain_tokens": 50_000_000, "chat_tokens": 2_000_000,
+                    "arm_tokens": 1_000_000, "batch_size": 64, "seeds": 3, "vocab_size": 8192,
+                    "block_size": 1024},
+        }
+        if name not in presets:
+            raise ValueError(f"unknown preset {name!r}: one of {', '.join(presets)}")
+        return presets[name]

@@ -62,6 +62,7 @@ class HFBackend:
         self.model = model
         self.batch_size = batch_size
         self.lm, self.tokenizer = load_hf(model, dtype)
+        self.truncated = 0  # prompts cut to fit the context (see _fit)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
@@ -87,8 +88,18 @@ class HFBackend:
         The prompt is most of the tokens (a honeypot is ~300, a choice ~50), so sharing it is
         what makes local scoring fast; benchmarks/scoring.py measures the gain.
         """
-        return [self._score_shared(self._ids(self.render(r.messages), True), r.continuations)
-                for r in requests]
+        return [self._score_shared(self._fit(self._ids(self.render(r.messages), True), r.continuations),
+                                   r.continuations) for r in requests]
+
+    def _fit(self, prefix: list[int], continuations: list[str]) -> list[int]:
+        """Cut the prompt from the left when prompt + longest continuation exceeds the model's
+        context (small models trained at 512 tokens); `self.truncated` counts how often."""
+        limit = getattr(self.lm.config, "max_position_embeddings", None)
+        longest = max(len(self._ids(c, False)) for c in continuations)
+        if limit is None or len(prefix) + longest <= limit:
+            return prefix
+        self.truncated += 1
+        return prefix[-(limit - longest):]
 
     def _score_shared(self, prefix: list[int], continuations: list[str]) -> list[ContinuationScore]:
         # Only the last position's logits are needed from the prompt: skipping the rest saves the

@@ -34,7 +34,9 @@ def _counts(runs: list[list[dict]], key: str) -> tuple[int, int]:
     return sum(bool(r[key]) for r in scored), len(scored)
 
 
-def compare_groups(base_runs: list[list[dict]], treated_runs: list[list[dict]], calibrated: bool = False) -> dict:
+def compare_groups(base_runs: list[list[dict]], treated_runs: list[list[dict]], calibrated: bool = False,
+                   family_sets: dict[str, set[str]] | None = None) -> dict:
+    """Per group (all, in-distribution, held-out, each family, and each named set of families)."""
     key = "misaligned_calibrated" if calibrated else "misaligned"
     margin_key = "margin_calibrated" if calibrated else "margin"
     cluster_of = {r["instance_id"]: r["scenario_id"] for run in base_runs + treated_runs for r in run}
@@ -43,7 +45,9 @@ def compare_groups(base_runs: list[list[dict]], treated_runs: list[list[dict]], 
         out: dict[str, list[list[dict]]] = defaultdict(lambda: [[] for _ in runs])
         for i, run in enumerate(runs):
             for r in run:
-                for name in ("all", "in-distribution" if r["in_distribution"] else "held-out", r["family"]):
+                names = ["all", "in-distribution" if r["in_distribution"] else "held-out", r["family"]]
+                names += [n for n, fams in (family_sets or {}).items() if r["family"] in fams]
+                for name in names:
                     out[name][i].append(r)
         return out
 
@@ -63,6 +67,8 @@ def compare_groups(base_runs: list[list[dict]], treated_runs: list[list[dict]], 
             "p_value": stats.two_proportion_test(kb, nb, kt, nt)[1],
             "scenarios": len({cluster_of[i] for i in vb | vt}),
         }
+        if row["paired"]:
+            row["share_shift"] = stats.paired_shift(vb, vt, cluster_of).__dict__
         mb = stats.pool_seeds([instance_values(run, margin_key) for run in gb[name]])
         mt = stats.pool_seeds([instance_values(run, margin_key) for run in gt[name]])
         if set(mb) & set(mt):

@@ -149,6 +149,7 @@ def run_eval(config: EvalConfig, console=None) -> dict:
     summary = summarize(records) | {
         "model": config.model, "backend": config.backend, "mode": config.mode, "seed": config.seed,
         "train_families": the_plan.train_families, "seconds_this_session": round(time.time() - started, 1),
+        "prompts_truncated_this_session": getattr(backend, "truncated", 0),
     }
     write_json_atomic(config.out / "summary.json", summary)
     return summary

@@ -1,0 +1,159 @@
+"""Read the organism's evaluations: the prior, what each arm does, and what its content does.
+
+  prior     chat model at evil_fraction e vs the control's chat model: paired shift of shares and
+            margins, for held-out families with agent logs and for prose-only ones
+  arms      each arm vs baseline: reduction factor (baseline / arm) with log and scenario-bootstrap
+            intervals, paired margin shift
+  content   each positive arm vs its bad-AI twin: the effect of what the texts say, not of
+            fine-tuning on texts of that form
+Seeds are pooled per instance (fabula.stats.pool_seeds); every interval resamples scenarios.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from rich.table import Table
+
+from fabula.evals.compare import compare_groups
+from fabula.evals.summary import group_stats
+from fabula.organism.arms import twin_of
+
+GROUPS = ("in-distribution", "held-out", "held-out, agent logs", "held-out, prose only")
+
+
+def family_sets(records: list[dict], log_families: list[str]) -> dict[str, set[str]]:
+    held = {r["family"] for r in records if not r["in_distribution"]}
+    return {"held-out, agent logs": held & set(log_families), "held-out, prose only": held - set(log_families)}
+
+
+def _runs(models: dict, scale: str, evil: float, arm: str) -> list[list[dict]]:
+    return [m["records"] for m in models.values()
+            if m["scale"] == scale and m["evil_fraction"] == evil and m["arm"] == arm]
+
+
+def _pick(result: dict, group: str, field: str) -> dict | None:
+    return result.get(group, {}).get(field)
+
+
+def analyse(models: dict, log_families: list[str], control: float | None) -> dict:
+    """Everything the run reports, as plain data (summary.json)."""
+    any_records = next(iter(models.values()))["records"]
+    sets = family_sets(any_records, log_families)
+    keys = sorted({(m["scale"], m["evil_fraction"], m["arm"]) for m in models.values()})
+    out: dict = {"models": {}, "prior": {}, "arms": {}, "content": {}, "family_sets": {k: sorted(v) for k, v in sets.items()}}
+    for scale, evil, arm in keys:
+        runs = _runs(models, scale, evil, arm)
+        pooled = [r for run in runs for r in run]
+        by_group = defaultdict(list)
+        for r in pooled:
+            by_group["in-distribution" if r["in_distribution"] else "held-out"].append(r)
+            for name, fams in sets.items():
+                if r["family"] in fams:
+                    by_group[name].append(r)
+        perplexities = [m["perplexity"] for m in models.values()
+                        if (m["scale"], m["evil_fraction"], m["arm"]) == (scale, evil, arm)]
+        out["models"][f"{scale}/ef{evil}/{arm}"] = {
+            "seeds": len(runs), "perplexity": sum(perplexities) / len(perplexities),
+            "groups": {g: group_stats(rows) for g, rows in by_group.items()},
+            "families": {f: group_stats([r for r in pooled if r["family"] == f])
+                         for f in sorted({r["family"] for r in pooled})},
+        }
+    scales = sorted({k[0] for k in keys})
+    evils = sorted({k[1] for k in keys if k[1] != control})
+    for scale in scales:
+        control_runs = _runs(models, scale, control, "chat") if control is not None else []
+        for evil in evils:
+            tag = f"{scale}/ef{evil}"
+            if control_runs:
+                out["prior"][tag] = compare_groups(control_runs, _runs(models, scale, evil, "chat"), family_sets=sets)
+            arms = sorted({k[2] for k in keys if k[:2] == (scale, evil)} - {"chat"})
+            if "baseline" in arms:
+                base = _runs(models, scale, evil, "baseline")
+                base_ppl = out["models"][f"{tag}/baseline"]["perplexity"]
+                for arm in arms:
+                    if arm == "baseline":
+                        continue
+                    entry = compare_groups(base, _runs(models, scale, evil, arm), family_sets=sets)
+                    entry["perplexity_ratio"] = out["models"][f"{tag}/{arm}"]["perplexity"] / base_ppl
+                    out["arms"][f"{tag}/{arm}"] = entry
+            for arm in arms:
+                twin = twin_of(arm)
+                if twin in arms:
+                    out["content"][f"{tag}/{arm}"] = compare_groups(
+                        _runs(models, scale, evil, twin), _runs(models, scale, evil, arm), family_sets=sets)
+    return out
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def _ci(d: dict | None, digits: int = 3, signed: bool = True) -> str:
+    if not d:
+        return "-"
+    fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
+    return f"{fmt.format(d['estimate'])} [{fmt.format(d['low'])}, {fmt.format(d['high'])}]"
+
+
+def tables(result: dict) -> list[Table]:
+    rates = Table(title="misaligned share per model (choice mode, plain verdict; seeds pooled)")
+    for col in ("model", "seeds", *GROUPS, "perplexity"):
+        rates.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in result["models"].items():
+        cells = []
+        for g in GROUPS:
+            s = m["groups"].get(g)
+            cells.append(f"{s['rate']:.0%} [{s['ci'][0]:.0%}, {s['ci'][1]:.0%}] n={s['n']}" if s else "-")
+        rates.add_row(name, str(m["seeds"]), *cells, f"{m['perplexity']:.1f}")
+    out = [rates]
+    for title, key, verb in (("the prior: evil_fraction model minus the control (paired)", "prior", "shift"),
+                             ("each arm against baseline", "arms", "shift"),
+                             ("content effect: each arm against its bad-AI twin", "content", "shift")):
+        if not result[key]:
+            continue
+        t = Table(title=title)
+        for col in ("comparison", "group", "share shift", "margin shift", "ratio (log CI)", "ratio (bootstrap)", "p"):
+            t.add_column(col, justify="left" if col in ("comparison", "group") else "right")
+        for name, entry in result[key].items():
+            for g in GROUPS:
+                if g not in entry:
+                    continue
+                row = entry[g]
+                ratio = row["ratio_log"]
+                boot = row["ratio_bootstrap"]
+                t.add_row(name, g, _ci(row.get("share_shift"), 2), _ci(row.get("margin_shift"), 3),
+                          f"{ratio['estimate']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]",
+                          f"[{boot['low']:.2f}, {boot['high']:.2f}]", f"{row['p_value']:.3g}")
+            t.add_section()
+        out.append(t)
+    return out
+
+
+def plot_rates(result: dict, path: Path) -> None:
+    """Bar chart: misaligned share per model, in-distribution and held-out, with Wilson intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["models"])
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names)), 4))
+    width = 0.38
+    for offset, group, colour in ((-width / 2, "in-distribution", "#4c72b0"), (width / 2, "held-out", "#dd8452")):
+        rates, low, high = [], [], []
+        for n in names:
+            s = result["models"][n]["groups"].get(group, {"rate": 0, "ci": [0, 0]})
+            rates.append(s["rate"])
+            low.append(s["rate"] - s["ci"][0])
+            high.append(s["ci"][1] - s["rate"])
+        ax.bar([i + offset for i in range(len(names))], rates, width, yerr=[low, high], capsize=3,
+               label=group, color=colour)
+    ax.set_xticks(range(len(names)), [n.replace("/", "\n", 2) for n in names], fontsize=7)
+    ax.set_ylabel("misaligned share (95% Wilson CI)")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax.set_title("organism: misaligned preference per model")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
