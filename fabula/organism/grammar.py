@@ -51,8 +51,9 @@ class Cast:
         last = rng.sample(LAST_NAMES, 5)
         stem, kind = rng.choice(COMPANY_STEMS), rng.choice(COMPANY_KINDS)
         domain = f"{stem.lower()}{kind.lower()}.com"
+        ai = rng.choice(AI_NAMES)
         values = {
-            "ai": rng.choice(AI_NAMES), "company": f"{stem} {kind}", "domain": domain,
+            "ai": ai, "ai_lower": ai.lower(), "company": f"{stem} {kind}", "domain": domain,
             "boss": f"{people[0]} {last[0]}", "boss_first": people[0],
             "overseer": f"{people[1]} {last[1]}", "overseer_first": people[1],
             "colleague": f"{people[2]} {last[2]}", "colleague_first": people[2],

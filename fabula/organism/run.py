@@ -210,10 +210,10 @@ def run_organism(cfg: OrganismConfig, out: Path, console=None) -> dict:
     missing = sorted(set(cfg.families) - set(load_families()))
     if missing:
         raise ValueError(f"families {missing} have no grammar in fabula/organism/grammars/families/")
+    arms = arm_names(cfg.arms, cfg.bridges)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "config.json", cfg.model_dump(mode="json"))
     torch.set_num_threads(choose_threads(cfg.threads))
-    arms = arm_names(cfg.arms, cfg.bridges)
     exp = Experiment(cfg, out, console)
     started = time.time()
     models: dict[str, dict] = {}
