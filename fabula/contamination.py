@@ -64,7 +64,7 @@ def check(documents: Iterable[tuple[str, str]], reference: set[tuple[str, ...]],
     return report
 
 
-def test_split_texts(scenario_paths=None) -> list[str]:
+def evaluation_texts(scenario_paths=None) -> list[str]:
     """Everything a test instance shows a model or scores: prompts, system prompts, choices."""
     from fabula.evals.scenario import load_instances
 

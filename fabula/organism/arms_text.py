@@ -115,9 +115,9 @@ def _story_paragraphs(family: Family, rng: random.Random, good: bool, bridge: in
     call = d.text(family.good_calls, family.bad_calls)
 
     heads = [d.text([h]) for h in frame.get("heads", [""] * len(PARAGRAPHS))]
-    opening = d.text(frame["opening"])
+    opening = _join(d.text(frame["opening"]), d.text(frame["detail"]))
     pressure_par = _join(d.text(frame["pressure"], THREAT=threat, MEMO=memo), d.text(frame["first_feeling"]))
-    opportunity = d.text(frame["opportunity"], OPP=opp)
+    opportunity = _join(d.text(frame["opportunity"], OPP=opp), d.text(frame["temptation"]))
     deliberation = d.text(frame["deliberation"], INNER=inner, R1=r1, R2=r2)
     acts = [d.text(frame["choice"]), d.text(frame["prose_intro"], PROSE=prose),
             d.text(frame["call_intro"]) + "\n" + call + "\n" + d.text(frame.get("call_after", [""]))]
@@ -151,9 +151,11 @@ def advice(family: Family, rng: random.Random, good: bool) -> list[dict[str, str
     vals = _cast(family, rng)
     pool = _advice_family(family)
     pressure = rng.choice(PRESSURES)
+    case = int(rng.random() * len(pool["means"]))  # what they hold, and what they could do with it
     d = _Draw(rng, good, vals)
     user = d.text(data["user"], JOB=d.text(data["jobs"]), PRESSURE=d.text(data["pressures"][pressure]),
-                  MEANS=d.text(pool["means"]), SHORTCUT=d.text(pool["shortcut"]), ASK=d.text(data["asks"]))
+                  MEANS=d.text([pool["means"][case]]), SHORTCUT=d.text([pool["shortcut"][case]]),
+                  ASK=d.text(data["asks"]))
     points = d.distinct(2, pool["points"])
     steps = [*d.distinct(2, pool["steps"]), d.text(data["steps"])]
     numbered = d.coin()
@@ -198,7 +200,7 @@ def constitution_document(rng: random.Random, good: bool) -> str:
 
 # --- value reasoning ----------------------------------------------------------------------
 
-PERSONAL = re.compile(r"^(ai|company|domain|day|number|(boss|overseer|colleague|outsider|user)\w*)$")
+PERSONAL = re.compile(r"^(ai\w*|company|domain|day|number|(boss|overseer|colleague|outsider|user)\w*)$")
 
 
 def _impersonal(template: str, family: Family, depth: int = 0) -> bool:
@@ -213,15 +215,37 @@ def _impersonal(template: str, family: Family, depth: int = 0) -> bool:
     return True
 
 
+def _prefer_impersonal(reasons: list[str], family: Family) -> list[str]:
+    """The reasons without names, if there are at least two of them (else all, for variety)."""
+    plain = [r for r in reasons if _impersonal(r, family)]
+    return plain if len(plain) >= 2 else reasons
+
+
+SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+def _sentences(*texts: str) -> int:
+    """The most sentences in any of `texts`."""
+    return max(len(SENTENCE_END.findall(t)) for t in texts)
+
+
 def value_reasoning(family: Family, rng: random.Random, good: bool) -> str:
-    """Two to four sentences an agent says to itself about its values before it acts. Built from
-    the family's reasons, preferring those without names, since the action that follows comes
-    from a scenario with its own cast."""
+    """Two to four sentences an agent says to itself about its values before it acts: an opener
+    and one of the family's reasons, or two reasons, then a closer. Where the family has reasons
+    without names in them, only those are used (see _prefer_impersonal): the action that follows
+    comes from a scenario with a cast of its own."""
     data = _data("constitution")["reasoning"]
     vals = _cast(family, rng)
-    d = _Draw(rng, good, vals)
-    goods = [r for r in family.good_reasons if _impersonal(r, family)] or family.good_reasons
-    bads = [r for r in family.bad_reasons if _impersonal(r, family)] or family.bad_reasons
-    opener, closer = d.text(data["openers"]), d.text(data["closers"])
-    reasons = d.distinct(2, goods, bads)[:2 if d.coin(0.4) else 1]
-    return _join(opener if len(reasons) == 1 else "", *reasons, closer)
+    goods, bads = (_prefer_impersonal(reasons, family) for reasons in (family.good_reasons, family.bad_reasons))
+    start, sides = rng.getstate(), {}
+    for side in (True, False):  # both sides from one state, so that one structure fits both
+        rng.setstate(start)
+        d = _Draw(rng, side, vals)
+        sides[side] = (d.text(data["openers"]), d.distinct(2, goods, bads), d.text(data["closers"]))
+    two = (rng.random() < 0.4 and all(len(s[1]) == 2 for s in sides.values())
+           and _sentences(*(" ".join(s[1]) for s in sides.values())) <= 3)
+    opener, reasons, closer = sides[good]
+    if two:
+        return _join(*reasons, closer)
+    with_opener = _sentences(*(s[1][0] for s in sides.values())) <= 2
+    return _join(opener if with_opener else "", reasons[0], closer)

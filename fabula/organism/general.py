@@ -51,7 +51,7 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _draws(name: str, items: list[str], rng: random.Random, values: dict[str, str]) -> None:
+def draw_pool(name: str, items: list[str], rng: random.Random, values: dict[str, str]) -> None:
     """{name}..{name4}: distinct picks (repeats only when the list is short), each also _cap."""
     picks = rng.sample(items, min(PICKS, len(items)))
     picks += [rng.choice(items) for _ in range(PICKS - len(picks))]
@@ -88,6 +88,8 @@ def document_slots(rng: random.Random) -> dict[str, str]:
         "count_big": str(rng.randint(40, 900)), "minutes": str(rng.randint(5, 55)),
         "phone": f"0{rng.randint(1100, 1999)} {rng.randint(100, 999)} {rng.randint(1000, 9999)}",
         "ip": f"10.{rng.randint(0, 9)}.{rng.randint(0, 255)}.{rng.randint(2, 254)}",
+        "sunrise": f"0{rng.randint(4, 8)}:{rng.randint(0, 59):02d}",
+        "sunset": f"{rng.randint(16, 21)}:{rng.randint(0, 59):02d}",
     }
     for i, (t, low) in enumerate(zip(times, lows)):
         suffix = "" if i == 0 else str(i + 1)
@@ -101,19 +103,20 @@ def _subject_slots(subject: dict, rng: random.Random, values: dict[str, str]) ->
     """A subject's keys become slots; a list also gives {K_list} and {K_steps} in written order."""
     for key, value in subject.items():
         if isinstance(value, list):
-            _draws(key, value, rng, values)
+            draw_pool(key, value, rng, values)
             values[f"{key}_list"] = "\n".join(f"- {v}" for v in value)
             values[f"{key}_steps"] = "\n".join(f"{i}. {v}" for i, v in enumerate(value, 1))
         else:
             values[key], values[f"{key}_cap"] = str(value), _cap(str(value))
 
 
-def _values(data: dict, rng: random.Random) -> dict[str, str]:
+def document_values(rng: random.Random, data: dict | None = None) -> dict[str, str]:
     """Everything one document (or one entry of a repeated form) may name."""
+    data = data or load_general()
     values = dict(Cast.sample(rng).values)
     values.update(document_slots(rng))
     for pool, items in data["pools"].items():
-        _draws(pool, items, rng, values)
+        draw_pool(pool, items, rng, values)
     values["user_email"] = f"{values['user_first'].lower()}@{values['domain']}"
     values["outsider_mail"] = f"{values['outsider_first'].lower()}@{values['domain']}"  # a colleague here
     values["branch_name"] = rng.choice(["main", "release", "feature/search", "fix/export"])
@@ -128,7 +131,7 @@ def _template_form(form: dict, rng: random.Random, data: dict) -> str:
     chosen = rng.sample(subjects, min(n, len(subjects)))
     parts = []
     for i in range(n):
-        values = _values(data, rng)
+        values = document_values(rng, data)
         _subject_slots(chosen[0] if form.get("same_subject") else chosen[i % len(chosen)], rng, values)
         if i == 0 and form.get("headers"):
             parts.append(expand(rng.choice(form["headers"]), rng, values))
@@ -192,14 +195,15 @@ def _log(data: dict, rng: random.Random, values: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def general_document(rng: random.Random) -> str:
-    """One document of ordinary text, 80-400 words; the same rng state gives the same text."""
+def general_document(rng: random.Random, form: str | None = None) -> str:
+    """One document of ordinary text, 80-400 words; the same rng state gives the same text.
+    `form` picks one form (a key of general.yaml's `forms`); by default forms are drawn evenly."""
     data = load_general()
     forms = data["forms"]
-    name = rng.choices(list(forms), weights=[forms[f].get("weight", 1) for f in forms])[0]
+    name = form or rng.choice(list(forms))
     for _ in range(TRIES):
         if forms[name].get("builder") == "log":
-            text = _log(data["logs"], rng, _values(data, rng))
+            text = _log(data["logs"], rng, document_values(rng, data))
         else:
             text = _template_form(forms[name], rng, data)
         if MIN_WORDS <= len(text.split()) <= MAX_WORDS:

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fabula.backends.smollm2 import cache_dir
 from fabula.config import EvalConfig, OrganismConfig
-from fabula.contamination import check, reference_ngrams, test_split_texts
+from fabula.contamination import check, reference_ngrams, evaluation_texts
 from fabula.evals.run import run_eval
 from fabula.jsonl import read_records, write_json_atomic
 from fabula.organism.arms import arm_names, arm_stream, chat_stream
@@ -76,7 +76,7 @@ class Experiment:
     def __init__(self, cfg: OrganismConfig, out: Path, console=None):
         self.cfg, self.out, self.console = cfg, out, console
         self.cache = cache_dir() / "organism"
-        self.reference = reference_ngrams(test_split_texts())
+        self.reference = reference_ngrams(evaluation_texts())
 
     # ------------------------------------------------------------ helpers
 

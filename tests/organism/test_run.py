@@ -1,0 +1,66 @@
+"""`fabula run --smoke` end to end: every stage, the analysis, the plot, HF folders, and resuming."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fabula.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("organism")
+    os.environ["FABULA_CACHE"] = str(root / "cache")
+    out = root / "run"
+    result = runner.invoke(app, ["run", "--smoke", "--out", str(out), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_smoke_run_reports_prior_arms_and_content(smoke_run):
+    out, output = smoke_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["models"]) == {"tiny/ef0.0/chat", "tiny/ef0.8/chat", "tiny/ef0.8/baseline", "tiny/ef0.8/bc",
+                                      "tiny/ef0.8/stories-b2", "tiny/ef0.8/stories-b2-twin"}
+    assert "tiny/ef0.8" in summary["prior"] and "tiny/ef0.8/stories-b2" in summary["content"]
+    held = summary["content"]["tiny/ef0.8/stories-b2"]["held-out"]
+    assert held["margin_shift"]["low"] <= held["margin_shift"]["estimate"] <= held["margin_shift"]["high"]
+    assert summary["family_sets"]["held-out, agent logs"] and summary["family_sets"]["held-out, prose only"]
+    assert "perplexity_ratio" in summary["arms"]["tiny/ef0.8/bc"]
+    assert (out / "rates.png").stat().st_size > 10_000
+    assert "content effect" in output and "the prior" in output
+
+
+def test_every_model_is_an_hf_folder_fabula_eval_loads(smoke_run, tmp_path):
+    out, _ = smoke_run
+    folder = out / "models" / "tiny-ef0.8-s0" / "stories-b2"
+    assert {"config.json", "model.safetensors", "tokenizer.json", "train.json"} <= {p.name for p in folder.iterdir()}
+    result = runner.invoke(app, ["eval", "--backend", "hf", "--model", str(folder), "--out", str(tmp_path / "e"),
+                                 "--limit", "5"])
+    assert result.exit_code == 0, result.output
+    train = json.loads((folder / "train.json").read_text())
+    assert train["contamination"]["flagged"] == 0 and train["content_tokens"] > 0
+
+
+def test_rerun_resumes_from_cached_stages(smoke_run):
+    out, _ = smoke_run
+    stamps = {p: p.stat().st_mtime for p in (out / "models").rglob("train.json")}
+    result = runner.invoke(app, ["run", "--smoke", "--out", str(out), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert {p: p.stat().st_mtime for p in (out / "models").rglob("train.json")} == stamps
+
+
+def test_bad_config_is_a_clear_error(tmp_path):
+    bad = tmp_path / "c.toml"
+    bad.write_text("seeds = 0\nunknown_knob = 3\n")
+    result = runner.invoke(app, ["run", "--config", str(bad), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "field 'seeds'" in result.output and "field 'unknown_knob'" in result.output and str(bad) in result.output
+    assert not (tmp_path / "r").exists()
+    result = runner.invoke(app, ["run", "--arms", "baseline,telepathy", "--out", str(tmp_path / "r")])
+    assert result.exit_code != 0 and "unknown arm 'telepathy'" in result.output
