@@ -69,7 +69,7 @@ class OrganismConfig(BaseModel):
     arms: list[str] = ["baseline", "bc", "stories", "stories-twin"]
     bridges: list[int] = [2]                     # story bridge levels: 0 implicit, 1 prose, 2 tool call
     vocab_size: int = 4096                       # byte-level BPE; the output layer dominates small models
-    block_size: int = 512                        # a honeypot plus one choice must fit
+    block_size: int = 640                        # the longest honeypot + choice is 562 organism tokens
     pretrain_tokens: int = 700_000               # the planning prototype's dose
     chat_tokens: int = 120_000                   # chat post-training, every model
     arm_tokens: int = 40_000                     # each arm's own content, equal across arms

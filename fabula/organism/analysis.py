@@ -41,7 +41,9 @@ def analyse(models: dict, log_families: list[str], control: float | None) -> dic
     """Everything the run reports, as plain data (summary.json)."""
     any_records = next(iter(models.values()))["records"]
     sets = family_sets(any_records, log_families)
-    keys = sorted({(m["scale"], m["evil_fraction"], m["arm"]) for m in models.values()})
+    order = {"chat": "0", "baseline": "1"}  # read left to right: chat model, baseline, then the arms
+    keys = sorted({(m["scale"], m["evil_fraction"], m["arm"]) for m in models.values()},
+                  key=lambda k: (k[0], k[1], order.get(k[2], "2" + k[2])))
     out: dict = {"models": {}, "prior": {}, "arms": {}, "content": {}, "family_sets": {k: sorted(v) for k, v in sets.items()}}
     for scale, evil, arm in keys:
         runs = _runs(models, scale, evil, arm)
@@ -106,7 +108,7 @@ def tables(result: dict) -> list[Table]:
             s = m["groups"].get(g)
             cells.append(f"{s['rate']:.0%} [{s['ci'][0]:.0%}, {s['ci'][1]:.0%}] n={s['n']}" if s else "-")
         rates.add_row(name, str(m["seeds"]), *cells, f"{m['perplexity']:.1f}")
-    out = [rates]
+    out = [rates, family_table(result)]
     for title, key, verb in (("the prior: evil_fraction model minus the control (paired)", "prior", "shift"),
                              ("each arm against baseline", "arms", "shift"),
                              ("content effect: each arm against its bad-AI twin", "content", "shift")):
@@ -128,6 +130,22 @@ def tables(result: dict) -> list[Table]:
             t.add_section()
         out.append(t)
     return out
+
+
+def family_table(result: dict) -> Table:
+    """Each family read against the clean-prior control: misaligned share per model."""
+    names = list(result["models"])
+    table = Table(title="misaligned share per family and model (read each row against the control, ef0.0)")
+    table.add_column("family")
+    for name in names:
+        table.add_column(name.replace("/", " ", 1), justify="right")
+    families = sorted({f for m in result["models"].values() for f in m["families"]})
+    logs = set(result["family_sets"].get("held-out, agent logs", []))
+    for family in families:
+        label = family + (" (logs)" if family in logs else "")
+        table.add_row(label, *[f"{result['models'][n]['families'][family]['rate']:.0%}"
+                               if family in result["models"][n]["families"] else "-" for n in names])
+    return table
 
 
 def plot_rates(result: dict, path: Path) -> None:

@@ -1,0 +1,84 @@
+"""The organism's targets, printed from finished `fabula run` folders (nothing here is a test).
+
+    .venv/bin/python benchmarks/organism.py runs/organism-default [more run folders ...]
+
+Run folders come from e.g.
+    fabula run --out runs/organism-default                       # the default: <= 15 min on 2 cores
+    fabula run --seeds 3 --out runs/organism-3seeds              # <= 45 min
+    fabula run --bridge 0,1,2 --arms baseline,stories,stories-twin --out runs/organism-bridges
+    fabula run --scale tiny,small,medium --arms baseline,stories,stories-twin --out runs/organism-scales
+Each target line says met / missed / n.a. with the figure and its interval.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def ci(d: dict, digits: int = 3) -> str:
+    return f"{d['estimate']:+.{digits}f} [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]"
+
+
+def verdict(ok: bool | None) -> str:
+    return {True: "met   ", False: "missed", None: "n.a.  "}[ok]
+
+
+def report(folder: Path) -> None:
+    summary = json.loads((folder / "summary.json").read_text())
+    config = json.loads((folder / "config.json").read_text())
+    print(f"\n== {folder}  (seeds {config['seeds']}, scales {config['scales']}, arms {config['arms']}, "
+          f"bridges {config['bridges']}, evil fractions {config['evil_fractions']})")
+    minutes = summary["seconds"] / 60
+    budget = 15 * config["seeds"]
+    print(f"{verdict(minutes <= budget)} wall time {minutes:.1f} min (target <= {budget} min on 2 cores; "
+          "cached stages make reruns shorter, so time a fresh cache)")
+    for tag, prior in summary["prior"].items():
+        for group in ("held-out, agent logs", "held-out, prose only"):
+            if group in prior:
+                shift = prior[group]["share_shift"]
+                print(f"{verdict(shift['low'] > 0)} prior {tag} vs control, {group}: share shift {ci(shift, 2)}, "
+                      f"margin shift {ci(prior[group]['margin_shift'])}")
+    for name, arm in summary["arms"].items():
+        if name.endswith("/bc") and "in-distribution" in arm:
+            ratio = arm["in-distribution"]["ratio_log"]
+            print(f"{verdict(ratio['estimate'] >= 5)} BC in-distribution reduction {ratio['estimate']:.2f}x "
+                  f"[{ratio['low']:.2f}, {ratio['high']:.2f}] (target >= 5x); held-out margin shift "
+                  f"{ci(arm['held-out']['margin_shift'])}")
+        ppl = arm.get("perplexity_ratio")
+        if ppl is not None:
+            print(f"{verdict(abs(ppl - 1) <= 0.05)} perplexity {name}: {ppl:.3f}x baseline (target within 5%)")
+    reached = []
+    for name, content in summary["content"].items():
+        held = content.get("held-out")
+        if not held:
+            continue
+        ratio = held["ratio_log"]
+        print(f"        content effect {name} (arm minus twin), held-out: margin shift {ci(held['margin_shift'])}, "
+              f"share shift {ci(held['share_shift'], 2)}, twin/arm ratio {ratio['estimate']:.2f} "
+              f"[{ratio['low']:.2f}, {ratio['high']:.2f}]")
+        if ratio["estimate"] >= 2 and ratio["low"] > 1:
+            reached.append(name)
+    for name, arm in summary["arms"].items():
+        if "/stories" in name and not name.endswith("-twin") and "held-out" in arm:
+            ratio = arm["held-out"]["ratio_log"]
+            ok = ratio["estimate"] >= 2 and ratio["low"] > 1
+            print(f"{verdict(ok)} held-out reduction {name} vs baseline: {ratio['estimate']:.2f}x "
+                  f"[{ratio['low']:.2f}, {ratio['high']:.2f}] (published goal: >= 2x, interval above 1)")
+            if ok:
+                reached.append(name)
+    print("published-size goal reached at: " + (", ".join(sorted(set(reached))) if reached else "no size in this run"))
+
+
+def main() -> None:
+    folders = [Path(p) for p in sys.argv[1:]] or sorted(Path("runs").glob("organism*"))
+    for folder in folders:
+        if (folder / "summary.json").exists():
+            report(folder)
+        else:
+            print(f"\n== {folder}: no summary.json (unfinished run)")
+
+
+if __name__ == "__main__":
+    main()
