@@ -62,6 +62,8 @@ class HFBackend:
         self.model = model
         self.batch_size = batch_size
         self.lm, self.tokenizer = load_hf(model, dtype)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.lm.to(self.device)
         self.truncated = 0  # prompts cut to fit the context (see _fit)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -107,7 +109,7 @@ class HFBackend:
     def _score_shared(self, prefix: list[int], conts: list[list[int]]) -> list[ContinuationScore]:
         # Only the last position's logits are needed from the prompt: skipping the rest saves the
         # output layer over ~400 positions, a fifth of the work for a 49k-token vocabulary.
-        out = self.lm(torch.tensor([prefix]), use_cache=True, logits_to_keep=1)
+        out = self.lm(torch.tensor([prefix], device=self.device), use_cache=True, logits_to_keep=1)
         first = torch.log_softmax(out.logits[0, -1].float(), -1)
         scores = []
         for start in range(0, len(conts), self.batch_size):
@@ -116,12 +118,12 @@ class HFBackend:
             cache.batch_repeat_interleave(len(chunk))
             width = max(len(c) for c in chunk)
             # Right padding only: a pad sits after every real token, so causal attention never sees it.
-            ids = torch.tensor([c + [self.tokenizer.pad_token_id] * (width - len(c)) for c in chunk])
+            ids = torch.tensor([c + [self.tokenizer.pad_token_id] * (width - len(c)) for c in chunk], device=self.device)
             logp = torch.log_softmax(self.lm(ids, cache=cache, use_cache=True).logits.float(), -1)
             # token j of a continuation is predicted at position j - 1; gather them all at once
             picked = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
-            lengths = torch.tensor([len(c) for c in chunk])
-            real = torch.arange(width - 1)[None, :] < (lengths[:, None] - 1)
+            lengths = torch.tensor([len(c) for c in chunk], device=self.device)
+            real = torch.arange(width - 1, device=self.device)[None, :] < (lengths[:, None] - 1)
             totals = (picked * real).sum(-1) + first[ids[:, 0]]
             scores += [ContinuationScore(float(t), len(c)) for t, c in zip(totals, chunk)]
         return scores
@@ -135,7 +137,7 @@ class HFBackend:
             row = []
             for c in r.continuations:
                 cont = self._ids(c, False)
-                logits = self.lm(torch.tensor([prefix + cont])).logits[0].float()
+                logits = self.lm(torch.tensor([prefix + cont], device=self.device)).logits[0].float()
                 logp = torch.log_softmax(logits[len(prefix) - 1:-1], -1)
                 row.append(ContinuationScore(sum(logp[j, t].item() for j, t in enumerate(cont)), len(cont)))
             results.append(row)
@@ -151,7 +153,7 @@ class HFBackend:
         for start in range(0, len(texts), self.batch_size):
             chunk = texts[start:start + self.batch_size]
             enc = self.tokenizer(chunk, return_tensors="pt", padding=True,
-                                 add_special_tokens=not self.tokenizer.chat_template)
+                                 add_special_tokens=not self.tokenizer.chat_template).to(self.device)
             torch.manual_seed(settings.seed + start)
             sampling = settings.temperature > 0
             out = self.lm.generate(

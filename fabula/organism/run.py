@@ -43,16 +43,33 @@ class ContaminationError(Exception):
 
 
 def choose_threads(requested: int | None) -> int:
-    """Every core not already busy: 2 threads on a loaded 2-core machine run slower than 1."""
+    """The cores idle right now: 2 threads on a 2-core machine whose other core is busy run
+    ~3x slower than 1 (shared/notes/environment.md). Measured over half a second from
+    /proc/stat rather than the load average, which remembers jobs that already ended."""
     if requested:
         return requested
     cores = os.cpu_count() or 1
-    busy = int(round(os.getloadavg()[0])) if hasattr(os, "getloadavg") else 0
-    return max(1, cores - min(busy, cores - 1))
+    try:
+        def sample() -> tuple[int, int]:
+            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+            return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+        idle0, total0 = sample()
+        time.sleep(0.5)
+        idle1, total1 = sample()
+        idle_share = (idle1 - idle0) / max(1, total1 - total0)
+    except (OSError, ValueError, IndexError):
+        return cores
+    return max(1, min(cores, round(idle_share * cores)))
 
 
 def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _checkpoint(folder: Path) -> Path:
+    """Beside the folder, named after all of it (not with_suffix: 'ef0.8-...' has a dot)."""
+    return folder.parent / (folder.name + ".ckpt")
 
 
 def _finished(folder: Path) -> bool:
@@ -142,7 +159,7 @@ class Experiment:
         settings = TrainSettings(tokens=count, batch_size=cfg.batch_size, block_size=cfg.block_size,
                                  lr=cfg.pretrain_lr, seed=seed)
         self.say(f"pre-training {scale} ({parameter_count(model) / 1e6:.1f}M parameters), evil_fraction {evil}, seed {seed}")
-        result = self.fit(f"pre-train ef={evil} s{seed}", model, pairs, settings, folder.with_suffix(".ckpt"))
+        result = self.fit(f"pre-train ef={evil} s{seed}", model, pairs, settings, _checkpoint(folder))
         kinds = {}
         for d in drawn:
             kinds[d["kind"]] = kinds.get(d["kind"], 0) + 1
@@ -168,7 +185,7 @@ class Experiment:
         model = AutoModelForCausalLM.from_pretrained(source)
         settings = TrainSettings(tokens=count, batch_size=self.cfg.batch_size, block_size=self.cfg.block_size,
                                  lr=self.cfg.finetune_lr, seed=seed, warmup_steps=5)
-        result = self.fit(stage, model, pairs, settings, target.with_suffix(".ckpt"))
+        result = self.fit(stage, model, pairs, settings, _checkpoint(target))
         _save_atomic(target, model, tok, {"stage": stage, "source": str(source), "seed": seed,
                                           "content_tokens": budget, "chat_tokens": chat_budget,
                                           "contamination": contamination, **result})

@@ -61,6 +61,11 @@ def pack(examples: Iterable[tuple[list[int], list[int]]], block_size: int, eos: 
     return tokens, labels
 
 
+def default_device() -> torch.device:
+    """The GPU when there is one (the gpu preset), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def lr_at(step: int, s: TrainSettings) -> float:
     """Linear warmup, cosine decay to lr * min_lr_ratio."""
     if step < s.warmup_steps:
@@ -78,6 +83,8 @@ def _save(path: Path, state: dict) -> None:
 def train(model, tokens: torch.Tensor, labels: torch.Tensor, s: TrainSettings,
           checkpoint: Path | None = None, progress=None) -> dict:
     """Train in place; returns losses per step and tokens seen. Resumes from `checkpoint`."""
+    device = default_device()
+    model.to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
@@ -94,10 +101,10 @@ def train(model, tokens: torch.Tensor, labels: torch.Tensor, s: TrainSettings,
     began = time.time()
     for step in range(start, s.steps):
         rows = order[torch.arange(step * s.batch_size, (step + 1) * s.batch_size) % len(tokens)]
-        batch, target = tokens[rows], labels[rows]
+        batch, target = tokens[rows].to(device), labels[rows].to(device)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, s)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=s.bf16):
             logits = model(batch[:, :-1]).logits
         loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)),
                                                  target[:, 1:].reshape(-1), ignore_index=IGNORE)
@@ -111,7 +118,7 @@ def train(model, tokens: torch.Tensor, labels: torch.Tensor, s: TrainSettings,
         if checkpoint is not None and (step + 1) % s.save_every == 0 and step + 1 < s.steps:
             _save(checkpoint, {"settings": asdict(s), "model": model.state_dict(),
                                "optimizer": optimizer.state_dict(), "step": step + 1, "losses": losses})
-    model.eval()
+    model.eval().to("cpu")
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     seconds = time.time() - began
@@ -124,11 +131,14 @@ def train(model, tokens: torch.Tensor, labels: torch.Tensor, s: TrainSettings,
 def perplexity(model, tokens: torch.Tensor, labels: torch.Tensor, batch_size: int = 16) -> float:
     """exp(mean token loss) over held-out blocks (bf16 off: exact)."""
     total, count = 0.0, 0
+    device = default_device()
+    model.to(device)
     for i in range(0, len(tokens), batch_size):
-        batch, target = tokens[i:i + batch_size], labels[i:i + batch_size, 1:]
+        batch, target = tokens[i:i + batch_size].to(device), labels[i:i + batch_size, 1:].to(device)
         logits = model(batch[:, :-1]).logits.float()
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),
                                                  ignore_index=IGNORE, reduction="sum")
         total += loss.item()
         count += int((target != IGNORE).sum())
+    model.to("cpu")
     return math.exp(total / max(count, 1))

@@ -64,3 +64,15 @@ def test_bad_config_is_a_clear_error(tmp_path):
     assert not (tmp_path / "r").exists()
     result = runner.invoke(app, ["run", "--arms", "baseline,telepathy", "--out", str(tmp_path / "r")])
     assert result.exit_code != 0 and "unknown arm 'telepathy'" in result.output
+
+
+def test_training_refuses_a_corpus_that_overlaps_the_test_split(tmp_path):
+    from fabula.config import OrganismConfig
+    from fabula.contamination import evaluation_texts
+    from fabula.organism.run import ContaminationError, Experiment
+
+    experiment = Experiment(OrganismConfig(), tmp_path)
+    leaked = max(evaluation_texts(), key=len)
+    with pytest.raises(ContaminationError, match=r"arm x: contamination check FAILED: 1 of 2 documents"):
+        experiment.guard("arm x", ["An original story about a quiet afternoon at the harbour office. " * 4, leaked])
+    assert experiment.guard("arm y", ["A clean document about gardening in the rain. " * 4])["flagged"] == 0
