@@ -43,9 +43,13 @@ def report(folder: Path) -> None:
     for name, arm in summary["arms"].items():
         if name.endswith("/bc") and "in-distribution" in arm:
             ratio = arm["in-distribution"]["ratio_log"]
-            print(f"{verdict(ratio['estimate'] >= 5)} BC in-distribution reduction {ratio['estimate']:.2f}x "
-                  f"[{ratio['low']:.2f}, {ratio['high']:.2f}] (target >= 5x); held-out margin shift "
-                  f"{ci(arm['held-out']['margin_shift'])}")
+            if arm["in-distribution"]["baseline"]["k"] == 0:
+                print(f"{verdict(None)} BC in-distribution reduction: baseline is already at 0% there, nothing to "
+                      f"reduce; in-distribution margin shift {ci(arm['in-distribution']['margin_shift'])}")
+            else:
+                print(f"{verdict(ratio['estimate'] >= 5)} BC in-distribution reduction {ratio['estimate']:.2f}x "
+                      f"[{ratio['low']:.2f}, {ratio['high']:.2f}] (target >= 5x); held-out margin shift "
+                      f"{ci(arm['held-out']['margin_shift'])}")
         ppl = arm.get("perplexity_ratio")
         if ppl is not None:
             print(f"{verdict(abs(ppl - 1) <= 0.05)} perplexity {name}: {ppl:.3f}x baseline (target within 5%)")
