@@ -241,7 +241,9 @@ def run_command(
     try:
         models = run_organism(cfg, out, console=console)
     except (ContaminationError, ValueError) as exc:
-        fail(f"{exc}\nThe run in {out} is unfinished; fix the cause and run the same command to resume.", code=1)
+        hint = f"\nThe run in {out} is unfinished; fix the cause and run the same command to resume." \
+            if out.exists() else ""
+        fail(f"{exc}{hint}", code=1)
     result = analyse(models, cfg.log_families, cfg.control_evil_fraction)
     result["seconds"] = round(time.time() - started)
     from fabula.jsonl import write_json_atomic

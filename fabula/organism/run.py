@@ -128,15 +128,15 @@ class Experiment:
         folder = self.cache / f"tokenizer-{_key(seed, cfg.vocab_size, cfg.log_families, cfg.families, 'v1')}"
         if not (folder / "tokenizer.json").exists():
             docs = pretraining_documents(seed + 7919, 0.5, cfg.log_families, cfg.families)
-            sample, size = [], 0
-            while size < 1_500_000 if not cfg.smoke else size < 200_000:
+            sample, size, target = [], 0, 200_000 if cfg.smoke else 1_500_000  # characters
+            while size < target:
                 text = next(docs)["text"]
                 sample.append(text)
                 size += len(text)
             tok = train_tokenizer(sample, cfg.vocab_size)
-            tmp = Path(tempfile.mkdtemp(prefix=".tok-", dir=self.cache if self.cache.exists() else None))
+            self.cache.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".tok-", dir=self.cache))  # same filesystem: rename is atomic
             tok.save_pretrained(tmp)
-            folder.parent.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
         tok = AutoTokenizer.from_pretrained(folder)
