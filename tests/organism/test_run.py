@@ -15,11 +15,16 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("organism")
-    os.environ["FABULA_CACHE"] = str(root / "cache")
+    before = os.environ.get("FABULA_CACHE")
+    os.environ["FABULA_CACHE"] = str(root / "cache")  # a fresh cache: every stage really runs
     out = root / "run"
     result = runner.invoke(app, ["run", "--smoke", "--out", str(out), "--threads", "1"])
     assert result.exit_code == 0, result.output
-    return out, result.output
+    yield out, result.output
+    if before is None:
+        os.environ.pop("FABULA_CACHE", None)
+    else:
+        os.environ["FABULA_CACHE"] = before
 
 
 def test_smoke_run_reports_prior_arms_and_content(smoke_run):
