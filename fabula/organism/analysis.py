@@ -19,6 +19,7 @@ from rich.table import Table
 from fabula.evals.compare import compare_groups
 from fabula.evals.summary import group_stats
 from fabula.organism.arms import twin_of
+from fabula.organism.model import SIZES
 
 GROUPS = ("in-distribution", "held-out", "held-out, agent logs", "held-out, prose only")
 
@@ -43,7 +44,7 @@ def analyse(models: dict, log_families: list[str], control: float | None) -> dic
     sets = family_sets(any_records, log_families)
     order = {"chat": "0", "baseline": "1"}  # read left to right: chat model, baseline, then the arms
     keys = sorted({(m["scale"], m["evil_fraction"], m["arm"]) for m in models.values()},
-                  key=lambda k: (k[0], k[1], order.get(k[2], "2" + k[2])))
+                  key=lambda k: (list(SIZES).index(k[0]) if k[0] in SIZES else 99, k[1], order.get(k[2], "2" + k[2])))
     out: dict = {"models": {}, "prior": {}, "arms": {}, "content": {}, "family_sets": {k: sorted(v) for k, v in sets.items()}}
     for scale, evil, arm in keys:
         runs = _runs(models, scale, evil, arm)
