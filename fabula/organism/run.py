@@ -183,8 +183,10 @@ class Experiment:
             pairs, count = pairs + chat_pairs, count + chat_count
         random.Random(seed).shuffle(pairs)
         model = AutoModelForCausalLM.from_pretrained(source)
-        settings = TrainSettings(tokens=count, batch_size=self.cfg.batch_size, block_size=self.cfg.block_size,
-                                 lr=self.cfg.finetune_lr, seed=seed, warmup_steps=5)
+        # Steps come from the budget, not from the packed count, so an arm and its twin (whose
+        # examples end at different token counts) train for exactly the same number of steps.
+        settings = TrainSettings(tokens=budget + chat_budget, batch_size=self.cfg.batch_size,
+                                 block_size=self.cfg.block_size, lr=self.cfg.finetune_lr, seed=seed, warmup_steps=5)
         result = self.fit(stage, model, pairs, settings, _checkpoint(target))
         _save_atomic(target, model, tok, {"stage": stage, "source": str(source), "seed": seed,
                                           "content_tokens": budget, "chat_tokens": chat_budget,
