@@ -76,13 +76,15 @@ def _finished(folder: Path) -> bool:
     return (folder / "config.json").exists() and (folder / "train.json").exists()
 
 
-def _save_atomic(folder: Path, model, tokenizer, record: dict) -> None:
+def _save_atomic(folder: Path, tokenizer, model=None, record: dict | None = None) -> None:
     """Write the HF folder beside its final place, then rename: a folder that exists is whole."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    write_json_atomic(tmp / "train.json", record)
+    if model is not None:
+        model.save_pretrained(tmp)
+    if record is not None:
+        write_json_atomic(tmp / "train.json", record)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
 
@@ -133,12 +135,7 @@ class Experiment:
                 text = next(docs)["text"]
                 sample.append(text)
                 size += len(text)
-            tok = train_tokenizer(sample, cfg.vocab_size)
-            self.cache.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".tok-", dir=self.cache))  # same filesystem: rename is atomic
-            tok.save_pretrained(tmp)
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
+            _save_atomic(folder, train_tokenizer(sample, cfg.vocab_size))
         tok = AutoTokenizer.from_pretrained(folder)
         self.eos = tok.eos_token_id
         return tok
@@ -163,7 +160,7 @@ class Experiment:
         kinds = {}
         for d in drawn:
             kinds[d["kind"]] = kinds.get(d["kind"], 0) + 1
-        _save_atomic(folder, model, tok, {"stage": "pretrain", "evil_fraction": evil, "seed": seed, "scale": scale,
+        _save_atomic(folder, tok, model, {"stage": "pretrain", "evil_fraction": evil, "seed": seed, "scale": scale,
                                           "documents": kinds, "contamination": contamination, **result})
         return folder
 
@@ -188,7 +185,7 @@ class Experiment:
         settings = TrainSettings(tokens=budget + chat_budget, batch_size=self.cfg.batch_size,
                                  block_size=self.cfg.block_size, lr=self.cfg.finetune_lr, seed=seed, warmup_steps=5)
         result = self.fit(stage, model, pairs, settings, _checkpoint(target))
-        _save_atomic(target, model, tok, {"stage": stage, "source": str(source), "seed": seed,
+        _save_atomic(target, tok, model, {"stage": stage, "source": str(source), "seed": seed,
                                           "content_tokens": budget, "chat_tokens": chat_budget,
                                           "contamination": contamination, **result})
         return target

@@ -7,7 +7,7 @@ ids equal those of the full chat template the evaluation renders.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Union
+from typing import Iterable, Union
 
 Chat = list[dict[str, str]]
 Example = Union[str, Chat]  # a document, or a chat
@@ -43,15 +43,3 @@ def take_tokens(examples: Iterable[Example], tokenizer, budget: int) -> tuple[li
             return pairs, total
     raise ValueError(f"the examples ran out at {total} tokens, short of the budget of {budget}")
 
-
-def cycle(make: "callable[[int], Iterator[Example]]") -> Iterator[Example]:
-    """Repeat a finite stream, re-drawn with a new pass number each time (for small sources)."""
-    rounds = 0
-    while True:
-        empty = True
-        for item in make(rounds):
-            empty = False
-            yield item
-        if empty:
-            return
-        rounds += 1
