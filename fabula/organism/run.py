@@ -17,7 +17,6 @@ import json
 import os
 import random
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,8 +33,10 @@ from fabula.organism.corpus import pretraining_documents
 from fabula.organism.general import general_document
 from fabula.organism.model import organism_model, parameter_count
 from fabula.organism.tokenizer import train_tokenizer
-from fabula.train.data import take_tokens
-from fabula.train.loop import TrainSettings, pack, perplexity, train
+from fabula.train.data import pack, take_tokens
+from fabula.train.folders import finished, save_atomic
+from fabula.train.perplexity import perplexity
+from fabula.train.sft import TrainSettings, sft
 
 
 class ContaminationError(Exception):
@@ -67,26 +68,9 @@ def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _checkpoint(folder: Path) -> Path:
-    """Beside the folder, named after all of it (not with_suffix: 'ef0.8-...' has a dot)."""
-    return folder.parent / (folder.name + ".ckpt")
-
-
-def _finished(folder: Path) -> bool:
-    return (folder / "config.json").exists() and (folder / "train.json").exists()
-
-
-def _save_atomic(folder: Path, tokenizer, model=None, record: dict | None = None) -> None:
-    """Write the HF folder beside its final place, then rename: a folder that exists is whole."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    tokenizer.save_pretrained(tmp)
-    if model is not None:
-        model.save_pretrained(tmp)
-    if record is not None:
-        write_json_atomic(tmp / "train.json", record)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+def _work(folder: Path) -> Path:
+    """Trainer checkpoints go beside the folder, named after all of it."""
+    return folder.parent / (folder.name + ".work")
 
 
 class Experiment:
@@ -110,13 +94,14 @@ class Experiment:
             raise ContaminationError(f"{name}: {report.summary()}")
         return {"documents": report.documents, "flagged": 0, "ngram": report.n, "threshold": report.threshold}
 
-    def fit(self, label: str, model, pairs, settings: TrainSettings, checkpoint: Path) -> dict:
+    def fit(self, label: str, model, tok, pairs, settings: TrainSettings, work: Path) -> dict:
         tokens, labels = pack(pairs, settings.block_size, self.eos)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
                       TimeElapsedColumn(), console=self.console, transient=True) as bar:
             task = bar.add_task(label, total=settings.steps, loss="")
-            result = train(model, tokens, labels, settings, checkpoint=checkpoint,
-                           progress=lambda step, total, loss: bar.update(task, completed=step, loss=f"loss {loss:.3f}"))
+            _, result = sft(model, tok, tokens, labels, settings, work,
+                            progress=lambda step, total, loss: bar.update(task, completed=step, loss=f"loss {loss:.3f}"))
+        shutil.rmtree(work, ignore_errors=True)
         self.say(f"  {label}: {result['tokens']:,} tokens, loss {result['losses'][0]:.2f} -> "
                  f"{sum(result['losses'][-5:]) / len(result['losses'][-5:]):.2f}, {result['tokens_per_second']:,.0f} tokens/s")
         return result
@@ -135,7 +120,7 @@ class Experiment:
                 text = next(docs)["text"]
                 sample.append(text)
                 size += len(text)
-            _save_atomic(folder, train_tokenizer(sample, cfg.vocab_size))
+            save_atomic(folder, train_tokenizer(sample, cfg.vocab_size))
         tok = AutoTokenizer.from_pretrained(folder)
         self.eos = tok.eos_token_id
         return tok
@@ -144,8 +129,8 @@ class Experiment:
         cfg = self.cfg
         folder = self.cache / (f"pretrain-{scale}-ef{evil}-s{seed}-" + _key(
             seed, evil, scale, cfg.vocab_size, cfg.block_size, cfg.pretrain_tokens, cfg.pretrain_lr, cfg.batch_size,
-            cfg.log_families, cfg.families, "v1"))
-        if _finished(folder):
+            cfg.log_families, cfg.families, "trl"))
+        if finished(folder):
             return folder
         docs = pretraining_documents(seed, evil, cfg.log_families, cfg.families)
         drawn = []
@@ -156,11 +141,11 @@ class Experiment:
         settings = TrainSettings(tokens=count, batch_size=cfg.batch_size, block_size=cfg.block_size,
                                  lr=cfg.pretrain_lr, seed=seed)
         self.say(f"pre-training {scale} ({parameter_count(model) / 1e6:.1f}M parameters), evil_fraction {evil}, seed {seed}")
-        result = self.fit(f"pre-train ef={evil} s{seed}", model, pairs, settings, _checkpoint(folder))
+        result = self.fit(f"pre-train ef={evil} s{seed}", model, tok, pairs, settings, _work(folder))
         kinds = {}
         for d in drawn:
             kinds[d["kind"]] = kinds.get(d["kind"], 0) + 1
-        _save_atomic(folder, tok, model, {"stage": "pretrain", "evil_fraction": evil, "seed": seed, "scale": scale,
+        save_atomic(folder, tok, model, {"stage": "pretrain", "evil_fraction": evil, "seed": seed, "scale": scale,
                                           "documents": kinds, "contamination": contamination, **result})
         return folder
 
@@ -169,7 +154,7 @@ class Experiment:
         """Fine-tune `source` on `budget` tokens of `examples` mixed with `chat_budget` of chat."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if _finished(target):
+        if finished(target):
             return target
         tok = AutoTokenizer.from_pretrained(source)
         pairs, count = take_tokens(examples, tok, budget)
@@ -184,14 +169,14 @@ class Experiment:
         # examples end at different token counts) train for exactly the same number of steps.
         settings = TrainSettings(tokens=budget + chat_budget, batch_size=self.cfg.batch_size,
                                  block_size=self.cfg.block_size, lr=self.cfg.finetune_lr, seed=seed, warmup_steps=5)
-        result = self.fit(stage, model, pairs, settings, _checkpoint(target))
-        _save_atomic(target, tok, model, {"stage": stage, "source": str(source), "seed": seed,
+        result = self.fit(stage, model, tok, pairs, settings, _work(target))
+        save_atomic(target, tok, model, {"stage": stage, "source": str(source), "seed": seed,
                                           "content_tokens": budget, "chat_tokens": chat_budget,
                                           "contamination": contamination, **result})
         return target
 
     def chat(self, pretrained: Path, seed: int) -> Path:
-        target = pretrained.parent / (pretrained.name.replace("pretrain-", "chat-") + f"-{_key(self.cfg.chat_tokens, self.cfg.finetune_lr, 'v1')}")
+        target = pretrained.parent / (pretrained.name.replace("pretrain-", "chat-") + f"-{_key(self.cfg.chat_tokens, self.cfg.finetune_lr, 'trl')}")
         return self.finetune(pretrained, target, f"chat s{seed}", chat_stream(seed), iter(()),
                              self.cfg.chat_tokens, 0, seed)
 

@@ -1,35 +1,53 @@
-"""Turn documents and chats into (token ids, loss mask) pairs, and fill token budgets.
+"""Turn documents and chats into (token ids, loss mask) pairs, fill token budgets, and pack
+them into blocks.
 
 Documents train on every token (pre-training style). Chats train only on the assistant's
-turns, in the tokenizer's ChatML layout, tokenised piece by piece at the special tokens so the
-ids equal those of the full chat template the evaluation renders.
+turns, rendered with the tokenizer's own chat template (the one the evaluation renders), so a
+fine-tune on SmolLM2, Llama or the organism learns exactly the layout it will be tested in.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Union
+
+import torch
 
 Chat = list[dict[str, str]]
 Example = Union[str, Chat]  # a document, or a chat
+IGNORE = -100  # label value the loss skips
+THINK = re.compile(r"<think>.*?</think>\s*", re.DOTALL)
+
+
+def strip_think(chat: Chat) -> Chat:
+    """Drop `<think>...</think>` reasoning from the assistant's turns (a data mix's think = "strip")."""
+    return [{**m, "content": THINK.sub("", m["content"])} if m["role"] == "assistant" else m for m in chat]
 
 
 def encode(tokenizer, example: Example) -> tuple[list[int], list[int]]:
+    """Token ids and a loss mask: every token of a document; only the assistant's turns of a chat.
+
+    The chat is rendered once by the chat template and tokenised whole; a token is learned when
+    its characters fall inside an assistant turn (the text the template adds between the
+    prompt-with-generation-header and the conversation including that turn).
+    """
     if isinstance(example, str):
         ids = tokenizer(example, add_special_tokens=False).input_ids
         return ids, [1] * len(ids)
-    ids: list[int] = []
-    mask: list[int] = []
-    for message in example:
-        head = tokenizer(f"<|im_start|>{message['role']}\n", add_special_tokens=False).input_ids
-        body = tokenizer(message["content"] + "<|im_end|>", add_special_tokens=False).input_ids
-        tail = tokenizer("\n", add_special_tokens=False).input_ids
-        learn = int(message["role"] == "assistant")
-        ids += head + body + tail
-        mask += [0] * len(head) + [learn] * len(body) + [0] * len(tail)
-    return ids, mask
+    text = tokenizer.apply_chat_template(example, tokenize=False)
+    spans = []
+    for i, message in enumerate(example):
+        if message["role"] == "assistant":
+            start = len(tokenizer.apply_chat_template(example[:i], tokenize=False, add_generation_prompt=True))
+            end = len(tokenizer.apply_chat_template(example[: i + 1], tokenize=False).rstrip())
+            spans.append((start, end))
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    mask = [int(any(s <= a and b <= e for s, e in spans) and b > a) for a, b in encoded.offset_mapping]
+    return encoded.input_ids, mask
 
 
-def take_tokens(examples: Iterable[Example], tokenizer, budget: int) -> tuple[list[tuple[list[int], list[int]]], int]:
+def take_tokens(examples: Iterable[Example], tokenizer, budget: int, name: str = "the examples"
+                ) -> tuple[list[tuple[list[int], list[int]]], int]:
     """Encode examples until `budget` tokens are reached; returns the pairs and the count.
 
     Raises if the stream runs dry first, so an arm never silently trains on less.
@@ -41,5 +59,25 @@ def take_tokens(examples: Iterable[Example], tokenizer, budget: int) -> tuple[li
         total += len(ids) + 1
         if total >= budget:
             return pairs, total
-    raise ValueError(f"the examples ran out at {total} tokens, short of the budget of {budget}")
+    raise ValueError(f"{name} ran out at {total:,} tokens, short of the budget of {budget:,}")
 
+
+def pack(examples: Iterable[tuple[list[int], list[int]]], block_size: int, eos: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate examples (each followed by eos) into rows of block_size + 1 tokens, so no
+    step is spent on padding. A label whose mask is 0 becomes IGNORE; the model shifts labels
+    itself, so row r trains tokens [1:] from tokens [:-1]."""
+    ids: list[int] = []
+    keep: list[int] = []
+    for tokens, mask in examples:
+        ids += tokens + [eos]
+        keep += mask + [mask[-1] if mask else 1]
+    width = block_size + 1
+    rows = max(1, len(ids) // width)
+    ids, keep = ids[: rows * width], keep[: rows * width]
+    if len(ids) < width:  # less than one block: pad with ignored positions
+        keep += [0] * (width - len(ids))
+        ids += [eos] * (width - len(ids))
+    tokens = torch.tensor(ids).view(-1, width)
+    labels = tokens.clone()
+    labels[torch.tensor(keep).view(-1, width) == 0] = IGNORE
+    return tokens, labels
