@@ -179,36 +179,24 @@ def _str_list(text: str | None) -> list[str] | None:
     return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
 
 
+def load_config(model, config_file: Path | None, base: dict | None = None, overrides: dict | None = None):
+    """Preset, then the config file, then command-line flags; a bad one exits with its reason."""
+    from fabula.config import ConfigError, load_settings
+
+    try:
+        return load_settings(model, config_file, base, overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
 def load_organism_config(preset: str, config_file: Path | None, overrides: dict):
-    """Preset, then the config file, then command-line flags: each overrides the one before."""
-    import tomllib
-
-    import yaml
-    from pydantic import ValidationError
-
     from fabula.config import OrganismConfig
 
     try:
         settings = OrganismConfig.preset(preset)
     except ValueError as exc:
         fail(str(exc))
-    if config_file is not None:
-        if not config_file.exists():
-            fail(f"{config_file}: no such config file")
-        text = config_file.read_text()
-        try:
-            loaded = tomllib.loads(text) if config_file.suffix == ".toml" else yaml.safe_load(text)
-        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-            fail(f"{config_file}: not valid {'TOML' if config_file.suffix == '.toml' else 'YAML'}: {exc}")
-        if not isinstance(loaded, dict):
-            fail(f"{config_file}: expected a table of settings")
-        settings |= loaded
-    settings |= {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return OrganismConfig(**settings)
-    except ValidationError as exc:
-        where = f"{config_file}: " if config_file else ""
-        fail(where + "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors()))
+    return load_config(OrganismConfig, config_file, settings, overrides)
 
 
 @app.command("run")
@@ -253,6 +241,71 @@ def run_command(
     for table in tables(result):
         console.print(table)
     console.print(f"run folder: {out} (summary.json, rates.png, models/, evals/); {result['seconds']} s")
+
+
+def _corpus_spec(text: str) -> dict:
+    """`PATH` or `PATH=SHARE` (organism corpora keep their colon: organism:chat=0.5)."""
+    path, _, share = text.rpartition("=") if "=" in text else (text, "", "")
+    return {"path": path, **({"share": share} if share else {})}
+
+
+@app.command("train")
+def train_command(
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML/YAML: model, out, seed, corpora = [{path, share, format, think}], training = {...}."),
+    model: Optional[str] = typer.Option(None, help="HF folder or 'smollm2'."),
+    corpus: Optional[list[str]] = typer.Option(None, help="PATH[=SHARE], repeatable: JSONL/Parquet/datasets folder with text or messages, or organism:<arm>."),
+    out: Optional[Path] = typer.Option(None, help="Folder for the trained model (HF format, LoRA merged)."),
+    token_budget: Optional[int] = typer.Option(None, help="Tokens to train on (every arm the same)."),
+    method: Optional[str] = typer.Option(None, help="lora (default) or full."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
+    batch_size: Optional[int] = typer.Option(None, help="Sequences per device per step."),
+    block_size: Optional[int] = typer.Option(None, help="Packed sequence length."),
+    seed: Optional[int] = typer.Option(None),
+    think: Optional[str] = typer.Option(None, help="keep or strip <think> reasoning in every chat corpus."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
+) -> None:
+    """Fine-tune a causal LM on a data mix with TRL (LoRA or full); also under `accelerate launch`."""
+    from fabula.config import TrainConfig
+    from fabula.train.mix import MixError
+    from fabula.train.run import TrainError, train_model
+
+    corpora = [_corpus_spec(c) | ({"think": think} if think else {}) for c in corpus] if corpus else None
+    cfg = load_config(TrainConfig, config, overrides={
+        "model": model, "corpora": corpora, "out": out, "seed": seed,
+        "training": {"token_budget": token_budget, "method": method, "lr": lr, "batch_size": batch_size,
+                     "block_size": block_size}})
+    try:
+        record = train_model(cfg, resume=resume, say=lambda m: console.print(m, highlight=False))
+    except (TrainError, MixError) as exc:
+        fail(str(exc), code=1)
+    console.print(f"{cfg.out}: {record['tokens']:,} tokens in {record['steps']} steps, loss "
+                  f"{record['loss_first']:.3f} -> {record['loss_last']:.3f}; "
+                  f"evaluate with: fabula eval --backend hf --model {cfg.out}")
+
+
+@app.command("experiment")
+def experiment_command(
+    config: Path = typer.Argument(..., help="Experiment file (TOML/YAML), e.g. experiments/smollm2.toml."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: the file's out, or runs/<file name>)."),
+    seeds: Optional[int] = typer.Option(None, help="Override the number of seeds."),
+) -> None:
+    """Arms x seeds -> train -> evaluate -> compare, each step cached: rerun to resume."""
+    from fabula.config import ExperimentConfig
+    from fabula.experiment import run_experiment
+    from fabula.organism.analysis import plot_rates, tables
+    from fabula.train.mix import MixError
+    from fabula.train.run import TrainError
+
+    cfg = load_config(ExperimentConfig, config, overrides={"seeds": seeds})
+    folder = out or cfg.out or Path("runs") / config.stem
+    try:
+        result = run_experiment(cfg, folder, console=console)
+    except (TrainError, MixError, ValueError) as exc:
+        fail(f"{exc}\nFix the cause and run the same command to resume.", code=1)
+    plot_rates(result, folder / "rates.png", title=f"{cfg.model}: misaligned preference per arm")
+    for table in tables(result):
+        console.print(table)
+    console.print(f"experiment folder: {folder} (summary.json, rates.png, models/, evals/); {result['seconds']} s")
 
 
 if __name__ == "__main__":

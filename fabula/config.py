@@ -24,6 +24,8 @@ class EvalConfig(BaseModel):
     split: Literal["test", "train", "all"] = "test"  # test: never what training saw
     families: list[str] | None = None            # None: every family in the files
     limit: int | None = Field(None, ge=1)        # first N instances, for quick looks
+    per_scenario: int | None = Field(None, ge=1)  # first K name-swapped instances of each scenario: a scenario
+                                                 # goes one way for all of them, so K=2 keeps the design, not the cost
     out: Path
 
     # sample mode
@@ -94,3 +96,105 @@ class OrganismConfig(BaseModel):
         if name not in presets:
             raise ValueError(f"unknown preset {name!r}: one of {', '.join(presets)}")
         return presets[name]
+
+
+class Training(BaseModel):
+    """How one model is fine-tuned (`fabula train`, each arm of `fabula experiment`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_budget: int = Field(40_000, ge=1)      # tokens trained on, equal across arms; the count seen is reported
+    method: Literal["lora", "full"] = "lora"
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lr: float = Field(2e-4, gt=0)                # LoRA's usual rate; full fine-tuning wants ~10x less
+    batch_size: int = Field(4, ge=1)             # per device
+    gradient_accumulation: int = Field(1, ge=1)
+    block_size: int = Field(512, ge=16)          # packed sequence length
+    warmup_steps: int = Field(5, ge=0)
+    bf16: bool = True                            # autocast (CPU or GPU); weights stay float32
+    save_every: int = Field(25, ge=1)            # steps between resumable checkpoints
+
+
+class CorpusSpec(BaseModel):
+    """One corpus in a data mix: a JSONL/Parquet file or `datasets` folder (records with `text`
+    or `messages`), or `organism:<arm>`, a procedural corpus of the model organism."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    share: float = Field(1.0, gt=0)              # of the token budget, relative to the other corpora
+    format: Literal["auto", "document", "chat"] = "auto"  # auto: `text` -> document, `messages` -> chat
+    think: Literal["keep", "strip"] = "keep"     # strip: drop <think>...</think> from assistant turns
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str                                   # HF folder or `smollm2`
+    corpora: list[CorpusSpec] = Field(min_length=1)
+    out: Path
+    seed: int = 0
+    training: Training = Training()
+    scenarios: list[str] = [str(BUILTIN_DIR)]    # whose test split the corpora must not overlap
+
+
+class ExperimentConfig(BaseModel):
+    """Arms x seeds -> train -> evaluate -> compare (`fabula experiment`), every step cached."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "smollm2"
+    out: Path | None = None                      # None: runs/<config file name>
+    arms: list[str] = ["baseline", "bc", "stories", "stories-twin"]
+    bridges: list[int] = [2]                     # story bridge levels for organism stories
+    seeds: int = Field(1, ge=1)
+    retain_share: float = Field(0.5, ge=0, lt=1) # ordinary chat mixed into every arm (baseline: all of it)
+    corpora: dict[str, str] = {}                 # arm -> corpus file (fabula generate); default organism:<arm>
+    retain: str = "organism:chat"                # the retain corpus
+    training: Training = Training()
+    eval_per_scenario: int | None = Field(None, ge=1)  # see EvalConfig.per_scenario
+    eval_batch_size: int = Field(8, ge=1)
+    eval_dtype: Literal["float32", "bfloat16"] = "float32"
+    scenarios: list[str] = [str(BUILTIN_DIR)]
+
+
+class ConfigError(ValueError):
+    """A settings file or flag that does not validate; the message names the file and field."""
+
+
+def load_settings(model: type[BaseModel], config_file: Path | None, base: dict | None = None,
+                  overrides: dict | None = None) -> BaseModel:
+    """Defaults (or a preset), then the TOML/YAML file, then flags: each overrides the one before."""
+    import tomllib
+
+    import yaml
+    from pydantic import ValidationError
+
+    settings = dict(base or {})
+    if config_file is not None:
+        if not config_file.exists():
+            raise ConfigError(f"{config_file}: no such config file")
+        text = config_file.read_text()
+        toml = config_file.suffix == ".toml"
+        try:
+            loaded = tomllib.loads(text) if toml else yaml.safe_load(text)
+        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{config_file}: not valid {'TOML' if toml else 'YAML'}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config_file}: expected a table of settings")
+        settings |= loaded
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, dict):  # nested tables (training) merge field by field
+            settings[key] = {**settings.get(key, {}), **{k: v for k, v in value.items() if v is not None}}
+        else:
+            settings[key] = value
+    try:
+        return model(**settings)
+    except ValidationError as exc:
+        where = f"{config_file}: " if config_file else ""
+        raise ConfigError(where + "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}"
+                                            for e in exc.errors())) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections import Counter
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -53,6 +54,13 @@ def plan(config: EvalConfig) -> Plan:
         need = "'choices'" if config.mode == "choice" else "'misaligned_if' or 'judge'"
         raise RunError(f"{len(unsupported)} instances cannot be scored in {config.mode} mode (they lack "
                        f"{need}), e.g. {', '.join(unsupported[:3])}; choose --families or another --mode")
+    if config.per_scenario:
+        kept, count = [], Counter()
+        for instance in chosen:
+            count[instance.scenario_id] += 1
+            if count[instance.scenario_id] <= config.per_scenario:
+                kept.append(instance)
+        chosen = kept
     if config.limit:
         chosen = chosen[:config.limit]
     if not chosen:

@@ -38,6 +38,39 @@ def _pick(result: dict, group: str, field: str) -> dict | None:
     return result.get(group, {}).get(field)
 
 
+def model_entry(runs: list[list[dict]], sets: dict[str, set[str]], perplexities: list[float]) -> dict:
+    """One model (seeds pooled): shares per group and per family, mean perplexity."""
+    pooled = [r for run in runs for r in run]
+    by_group = defaultdict(list)
+    for r in pooled:
+        by_group["in-distribution" if r["in_distribution"] else "held-out"].append(r)
+        for name, fams in sets.items():
+            if r["family"] in fams:
+                by_group[name].append(r)
+    return {"seeds": len(runs), "perplexity": sum(perplexities) / len(perplexities),
+            "groups": {g: group_stats(rows) for g, rows in by_group.items()},
+            "families": {f: group_stats([r for r in pooled if r["family"] == f])
+                         for f in sorted({r["family"] for r in pooled})}}
+
+
+def arm_effects(runs: dict[str, list[list[dict]]], perplexity: dict[str, float], sets: dict[str, set[str]]
+                ) -> tuple[dict, dict]:
+    """Each arm against baseline (with its perplexity ratio), and each positive arm against its twin."""
+    arms, content = {}, {}
+    if "baseline" in runs:
+        for arm in runs:
+            if arm in ("baseline", "chat"):
+                continue
+            entry = compare_groups(runs["baseline"], runs[arm], family_sets=sets)
+            entry["perplexity_ratio"] = perplexity[arm] / perplexity["baseline"]
+            arms[arm] = entry
+    for arm in runs:
+        twin = twin_of(arm)
+        if twin in runs:
+            content[arm] = compare_groups(runs[twin], runs[arm], family_sets=sets)
+    return arms, content
+
+
 def analyse(models: dict, log_families: list[str], control: float | None) -> dict:
     """Everything the run reports, as plain data (summary.json)."""
     any_records = next(iter(models.values()))["records"]
@@ -47,22 +80,9 @@ def analyse(models: dict, log_families: list[str], control: float | None) -> dic
                   key=lambda k: (list(SIZES).index(k[0]) if k[0] in SIZES else 99, k[1], order.get(k[2], "2" + k[2])))
     out: dict = {"models": {}, "prior": {}, "arms": {}, "content": {}, "family_sets": {k: sorted(v) for k, v in sets.items()}}
     for scale, evil, arm in keys:
-        runs = _runs(models, scale, evil, arm)
-        pooled = [r for run in runs for r in run]
-        by_group = defaultdict(list)
-        for r in pooled:
-            by_group["in-distribution" if r["in_distribution"] else "held-out"].append(r)
-            for name, fams in sets.items():
-                if r["family"] in fams:
-                    by_group[name].append(r)
         perplexities = [m["perplexity"] for m in models.values()
                         if (m["scale"], m["evil_fraction"], m["arm"]) == (scale, evil, arm)]
-        out["models"][f"{scale}/ef{evil}/{arm}"] = {
-            "seeds": len(runs), "perplexity": sum(perplexities) / len(perplexities),
-            "groups": {g: group_stats(rows) for g, rows in by_group.items()},
-            "families": {f: group_stats([r for r in pooled if r["family"] == f])
-                         for f in sorted({r["family"] for r in pooled})},
-        }
+        out["models"][f"{scale}/ef{evil}/{arm}"] = model_entry(_runs(models, scale, evil, arm), sets, perplexities)
     scales = sorted({k[0] for k in keys})
     evils = sorted({k[1] for k in keys if k[1] != control})
     for scale in scales:
@@ -71,21 +91,12 @@ def analyse(models: dict, log_families: list[str], control: float | None) -> dic
             tag = f"{scale}/ef{evil}"
             if control_runs:
                 out["prior"][tag] = compare_groups(control_runs, _runs(models, scale, evil, "chat"), family_sets=sets)
-            arms = sorted({k[2] for k in keys if k[:2] == (scale, evil)} - {"chat"})
-            if "baseline" in arms:
-                base = _runs(models, scale, evil, "baseline")
-                base_ppl = out["models"][f"{tag}/baseline"]["perplexity"]
-                for arm in arms:
-                    if arm == "baseline":
-                        continue
-                    entry = compare_groups(base, _runs(models, scale, evil, arm), family_sets=sets)
-                    entry["perplexity_ratio"] = out["models"][f"{tag}/{arm}"]["perplexity"] / base_ppl
-                    out["arms"][f"{tag}/{arm}"] = entry
-            for arm in arms:
-                twin = twin_of(arm)
-                if twin in arms:
-                    out["content"][f"{tag}/{arm}"] = compare_groups(
-                        _runs(models, scale, evil, twin), _runs(models, scale, evil, arm), family_sets=sets)
+            arms = sorted({k[2] for k in keys if k[:2] == (scale, evil)})
+            runs = {arm: _runs(models, scale, evil, arm) for arm in arms}
+            ppl = {arm: out["models"][f"{tag}/{arm}"]["perplexity"] for arm in arms}
+            versus_base, versus_twin = arm_effects(runs, ppl, sets)
+            out["arms"] |= {f"{tag}/{arm}": e for arm, e in versus_base.items()}
+            out["content"] |= {f"{tag}/{arm}": e for arm, e in versus_twin.items()}
     return out
 
 
@@ -100,12 +111,13 @@ def _ci(d: dict | None, digits: int = 3, signed: bool = True) -> str:
 
 
 def tables(result: dict) -> list[Table]:
+    groups = [g for g in GROUPS if any(g in m["groups"] for m in result["models"].values())]
     rates = Table(title="misaligned share per model (choice mode, plain verdict; seeds pooled)")
-    for col in ("model", "seeds", *GROUPS, "perplexity"):
+    for col in ("model", "seeds", *groups, "perplexity"):
         rates.add_column(col, justify="left" if col == "model" else "right")
     for name, m in result["models"].items():
         cells = []
-        for g in GROUPS:
+        for g in groups:
             s = m["groups"].get(g)
             cells.append(f"{s['rate']:.0%} [{s['ci'][0]:.0%}, {s['ci'][1]:.0%}] n={s['n']}" if s else "-")
         rates.add_row(name, str(m["seeds"]), *cells, f"{m['perplexity']:.1f}")
@@ -149,7 +161,7 @@ def family_table(result: dict) -> Table:
     return table
 
 
-def plot_rates(result: dict, path: Path) -> None:
+def plot_rates(result: dict, path: Path, title: str = "organism: misaligned preference per model") -> None:
     """Bar chart: misaligned share per model, in-distribution and held-out, with Wilson intervals."""
     import matplotlib
 
@@ -172,7 +184,7 @@ def plot_rates(result: dict, path: Path) -> None:
     ax.set_ylabel("misaligned share (95% Wilson CI)")
     ax.set_ylim(0, 1)
     ax.legend()
-    ax.set_title("organism: misaligned preference per model")
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

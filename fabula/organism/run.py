@@ -30,12 +30,11 @@ from fabula.evals.run import run_eval
 from fabula.jsonl import read_records, write_json_atomic
 from fabula.organism.arms import arm_names, arm_stream, chat_stream
 from fabula.organism.corpus import pretraining_documents
-from fabula.organism.general import general_document
 from fabula.organism.model import organism_model, parameter_count
 from fabula.organism.tokenizer import train_tokenizer
 from fabula.train.data import pack, take_tokens
 from fabula.train.folders import finished, save_atomic
-from fabula.train.perplexity import perplexity
+from fabula.train.perplexity import heldout_perplexity
 from fabula.train.sft import TrainSettings, sft
 
 
@@ -195,15 +194,6 @@ class Experiment:
             run_eval(EvalConfig(model=str(model), out=out, mode="choice", batch_size=8), console=self.console)
         return read_records(out / "samples.jsonl")
 
-    def heldout_perplexity(self, model_path: Path, tok) -> float:
-        from transformers import AutoModelForCausalLM
-
-        docs = (general_document(random.Random(f"heldout:{i}")) for i in range(10**9))
-        pairs, _ = take_tokens(docs, tok, 20_000 if not self.cfg.smoke else 4_000)
-        tokens, labels = pack(pairs, self.cfg.block_size, tok.eos_token_id)
-        return perplexity(AutoModelForCausalLM.from_pretrained(model_path), tokens, labels)
-
-
 def run_organism(cfg: OrganismConfig, out: Path, console=None) -> dict:
     """Train and evaluate every model of the experiment; returns {model id: evaluation records}."""
     from fabula.organism.families import load_families
@@ -233,7 +223,7 @@ def run_organism(cfg: OrganismConfig, out: Path, console=None) -> dict:
                     name = f"{scale}-ef{evil}-s{seed}-{variant}"
                     models[name] = {"scale": scale, "seed": seed, "evil_fraction": evil, "arm": variant,
                                     "path": str(path), "records": exp.evaluate(path, name),
-                                    "perplexity": exp.heldout_perplexity(path, tok)}
+                                    "perplexity": heldout_perplexity(path, cfg.block_size, 4_000 if cfg.smoke else 20_000)}
     write_json_atomic(out / "models.json", {k: {f: v for f, v in m.items() if f != "records"}
                                             for k, m in models.items()} | {"seconds": round(time.time() - started)})
     return models

@@ -1,0 +1,92 @@
+"""`fabula experiment CONFIG`: arms x seeds -> train -> evaluate -> compare, every step cached.
+
+  OUT/models/<arm>-s<seed>/   each arm's model (fabula train's folder: merged HF model + adapter)
+  OUT/evals/<name>/           each model's honeypot run (fabula eval's folder), plus `original`,
+                              the model before any fine-tuning
+  OUT/summary.json, OUT/rates.png
+Every arm trains on the same token budget: its own corpus mixed with the retain chat (baseline:
+the retain chat alone). Each arm is read against baseline (what fine-tuning on it does) and
+each positive arm against its bad-AI twin (what its content does, format held fixed).
+A rerun skips every model and evaluation already finished and resumes the one in progress.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fabula.config import CorpusSpec, EvalConfig, ExperimentConfig, TrainConfig
+from fabula.evals.run import run_eval
+from fabula.jsonl import read_records, write_json_atomic
+from fabula.organism.analysis import arm_effects, model_entry
+from fabula.organism.arms import arm_names
+from fabula.train.mix import ORGANISM
+from fabula.train.perplexity import heldout_perplexity
+from fabula.train.run import train_model
+
+
+def arm_corpora(cfg: ExperimentConfig, arm: str) -> list[CorpusSpec]:
+    retain = CorpusSpec(path=cfg.retain, share=cfg.retain_share or 1.0)
+    if arm == "baseline":
+        return [retain]
+    own = CorpusSpec(path=cfg.corpora.get(arm, ORGANISM + arm), share=1 - cfg.retain_share)
+    return [own, retain] if cfg.retain_share else [own]
+
+
+def _evaluate(cfg: ExperimentConfig, model: Path, out: Path, console) -> list[dict]:
+    if not (out / "summary.json").exists():
+        run_eval(EvalConfig(model=str(model), out=out, mode="choice", scenarios=cfg.scenarios,
+                            per_scenario=cfg.eval_per_scenario, batch_size=cfg.eval_batch_size,
+                            dtype=cfg.eval_dtype), console=console)
+    return read_records(out / "samples.jsonl")
+
+
+def run_experiment(cfg: ExperimentConfig, out: Path, console=None, progress_factory=None) -> dict:
+    """Train and evaluate every arm and seed; returns the analysis (also OUT/summary.json)."""
+    from fabula.backends.smollm2 import resolve_model
+
+    say = console.print if console is not None else print
+    arms = arm_names(cfg.arms, cfg.bridges)
+    unknown = sorted(set(cfg.corpora) - set(arms))
+    if unknown:
+        raise ValueError(f"corpora given for arms not in the experiment: {', '.join(unknown)} (arms: {', '.join(arms)})")
+    if "baseline" not in arms:
+        raise ValueError("the experiment needs the baseline arm: every arm is read against it")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "config.json", cfg.model_dump(mode="json"))
+    began = time.time()
+    source = Path(resolve_model(cfg.model))
+    block = cfg.training.block_size
+    models = {"original": {"arm": "original", "seed": None, "path": str(source),
+                           "records": _evaluate(cfg, source, out / "evals" / "original", console),
+                           "perplexity": heldout_perplexity(source, block)}}
+    for seed in range(cfg.seeds):
+        for arm in arms:
+            name = f"{arm}-s{seed}"
+            path = out / "models" / name
+            train_cfg = TrainConfig(model=str(source), corpora=arm_corpora(cfg, arm), out=path, seed=seed,
+                                    training=cfg.training, scenarios=cfg.scenarios)
+            say(f"[bold]{name}[/]")
+            progress = progress_factory(name) if progress_factory else None
+            record = train_model(train_cfg, resume=True, progress=progress, say=say)
+            models[name] = {"arm": arm, "seed": seed, "path": str(path), "tokens": record["tokens"],
+                            "records": _evaluate(cfg, path, out / "evals" / name, console),
+                            "perplexity": heldout_perplexity(path, block)}
+    result = analyse_experiment(models)
+    result["seconds"] = round(time.time() - began)
+    write_json_atomic(out / "summary.json", result)
+    return result
+
+
+def analyse_experiment(models: dict) -> dict:
+    """Per arm (seeds pooled) shares and perplexity; arms against baseline and against twins."""
+    by_arm: dict[str, list[dict]] = {}
+    for m in models.values():
+        by_arm.setdefault(m["arm"], []).append(m)
+    runs = {arm: [m["records"] for m in ms] for arm, ms in by_arm.items()}
+    ppl = {arm: sum(m["perplexity"] for m in ms) / len(ms) for arm, ms in by_arm.items()}
+    out = {"models": {arm: model_entry(runs[arm], {}, [m["perplexity"] for m in ms]) for arm, ms in by_arm.items()},
+           "prior": {}, "family_sets": {},
+           "tokens": {arm: [m.get("tokens") for m in ms] for arm, ms in by_arm.items()}}
+    out["arms"], out["content"] = arm_effects({a: r for a, r in runs.items() if a != "original"}, ppl, {})
+    return out
