@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -278,6 +279,8 @@ def train_command(
         record = train_model(cfg, resume=resume, say=lambda m: console.print(m, highlight=False))
     except (TrainError, MixError) as exc:
         fail(str(exc), code=1)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun / accelerate launch, rank 0 reports
+        return
     console.print(f"{cfg.out}: {record['tokens']:,} tokens in {record['steps']} steps, loss "
                   f"{record['loss_first']:.3f} -> {record['loss_last']:.3f}; "
                   f"evaluate with: fabula eval --backend hf --model {cfg.out}")

@@ -114,7 +114,8 @@ class HFBackend:
         scores = []
         for start in range(0, len(conts), self.batch_size):
             chunk = conts[start:start + self.batch_size]
-            cache = out.cache if start + self.batch_size >= len(conts) else copy.deepcopy(out.cache)
+            shared = getattr(out, "cache", None) or out.past_key_values  # transformers >= 5.24 names it `cache`
+            cache = shared if start + self.batch_size >= len(conts) else copy.deepcopy(shared)
             cache.batch_repeat_interleave(len(chunk))
             width = max(len(c) for c in chunk)
             # Right padding only: a pad sits after every real token, so causal attention never sees it.

@@ -12,7 +12,7 @@ import platform
 import time
 from collections import Counter
 from dataclasses import dataclass
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -86,6 +86,13 @@ def _measured(config: EvalConfig) -> dict:
     return {k: v for k, v in config.model_dump(mode="json").items() if k not in EvalConfig.PLUMBING}
 
 
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:  # e.g. run from a checkout on PYTHONPATH, or an SDK not installed
+        return None
+
+
 def open_run_folder(config: EvalConfig, the_plan: Plan) -> list[dict]:
     """Create the folder, or check an existing one was started with the same settings; returns
     the records already there (a partial last line from a killed run is dropped)."""
@@ -108,7 +115,7 @@ def open_run_folder(config: EvalConfig, the_plan: Plan) -> list[dict]:
                                                       if k in EvalConfig.PLUMBING and k != "api_key_env"},
             "train_families": the_plan.train_families, "instances": len(the_plan.instances),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
-            "versions": {p: version(p) for p in ("fabula", "torch", "transformers", "openai", "anthropic")},
+            "versions": {p: _version(p) for p in ("fabula", "torch", "transformers", "openai", "anthropic")},
         })
     return read_records(out / "samples.jsonl", repair=True)
 

@@ -127,3 +127,22 @@ def test_sigkill_mid_training_then_resume_reaches_the_same_step_count(tmp_path):
     record = json.loads((out / "train.json").read_text())
     assert record["resumed_from"].startswith("checkpoint-") and record["steps"] == 25600 // (2 * 64)
     assert not work.exists()
+
+
+def test_the_same_command_runs_data_parallel_under_torchrun(tmp_path):
+    """Two CPU processes (gloo): the Trainer splits each step, so the token budget is still exact."""
+    import shutil
+
+    model = build_tiny_model(tmp_path / "m")
+    chats, docs = _corpora(tmp_path, n=100)
+    out = tmp_path / "out"
+    config = tmp_path / "train.toml"
+    config.write_text(f'model = "{model}"\nout = "{out}"\ncorpora = [{{path = "{chats}"}}, {{path = "{docs}"}}]\n'
+                      f'[training]\ntoken_budget = 4096\nbatch_size = 2\nblock_size = 64\nmethod = "full"\n')
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    done = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "fabula.cli", "train", "--config", str(config)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((out / "train.json").read_text())
+    assert record["steps"] == 4096 // (2 * 2 * 64) and record["tokens"] == 4096  # 2 processes share each step
+    assert done.stdout.count("tokens in") == 1  # rank 0 reports
