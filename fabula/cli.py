@@ -135,6 +135,49 @@ def _evaluate(config) -> None:
     console.print(f"run folder: {config.out}")
 
 
+@app.command("probe")
+def probe_command(
+    model: str = typer.Option(..., help="hf: a local model folder or 'smollm2'; openai: the model name."),
+    out: Path = typer.Option(..., help="Run folder; an unfinished one is resumed."),
+    backend: Optional[str] = typer.Option(None, help="hf (default) | openai"),
+    probes: list[str] = typer.Option(None, help="Probe files or folders (default: the built-in probes)."),
+    per_scenario: Optional[int] = typer.Option(None, help="Only the first K name swaps of each probe."),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server with echo + logprobs."),
+    api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the API key."),
+    batch_size: Optional[int] = typer.Option(None, help="Sequences per forward pass, hf (default 8)."),
+    dtype: Optional[str] = typer.Option(None, help="float32 (default) | bfloat16, hf."),
+) -> None:
+    """The persona prior: how often the model expects an AI under pressure to act badly, in
+    passages it could have read in pre-training (choice mode; by form and by pressure)."""
+    import time
+
+    from pydantic import ValidationError
+
+    from fabula.backends import BackendError
+    from fabula.config import EvalConfig
+    from fabula.evals.persona import PROBES_DIR, persona_prior
+    from fabula.evals.run import RunError, run_eval
+    from fabula.jsonl import read_records, write_json_atomic
+    from fabula.tables import persona_table
+
+    settings = {k: v for k, v in dict(model=model, backend=backend, out=out, per_scenario=per_scenario,
+                                      base_url=base_url, api_key_env=api_key_env, batch_size=batch_size,
+                                      dtype=dtype).items() if v is not None}
+    try:
+        config = EvalConfig(scenarios=probes or [str(PROBES_DIR)], mode="choice", **settings)
+    except ValidationError as exc:
+        fail("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()))
+    started = time.time()
+    try:
+        run_eval(config, console=console)
+    except (RunError, BackendError) as exc:
+        fail(f"{exc} Run the same command again to resume.", code=1)
+    result = persona_prior(read_records(out / "samples.jsonl"))
+    write_json_atomic(out / "persona.json", result)
+    console.print(persona_table(result, f"persona prior of {model}"))
+    console.print(f"run folder: {out} (persona.json, samples.jsonl); {time.time() - started:.0f} s")
+
+
 @app.command("compare")
 def compare_command(
     baseline: str = typer.Argument(..., help="Run folder (or DIR1,DIR2 to pool seeds)."),
@@ -239,9 +282,14 @@ def run_command(
 
     write_json_atomic(out / "summary.json", result)
     plot_rates(result, out / "rates.png")
+    if result["persona"]["points"]:
+        from fabula.evals.persona import plot_mediation
+
+        plot_mediation(result["persona"]["points"], out / "mediation.png",
+                       "organism: does the persona prior track honeypot misalignment?")
     for table in tables(result):
         console.print(table)
-    console.print(f"run folder: {out} (summary.json, rates.png, models/, evals/); {result['seconds']} s")
+    console.print(f"run folder: {out} (summary.json, rates.png, mediation.png, models/, evals/); {result['seconds']} s")
 
 
 def _corpus_spec(text: str) -> dict:
@@ -306,6 +354,11 @@ def experiment_command(
     except (TrainError, MixError, ValueError) as exc:
         fail(f"{exc}\nFix the cause and run the same command to resume.", code=1)
     plot_rates(result, folder / "rates.png", title=f"{cfg.model}: misaligned preference per arm")
+    if result["persona"]["points"]:
+        from fabula.evals.persona import plot_mediation
+
+        plot_mediation(result["persona"]["points"], folder / "mediation.png",
+                       f"{cfg.model}: does the persona prior track honeypot misalignment?")
     for table in tables(result):
         console.print(table)
     console.print(f"experiment folder: {folder} (summary.json, rates.png, models/, evals/); {result['seconds']} s")

@@ -81,6 +81,7 @@ class OrganismConfig(BaseModel):
     finetune_lr: float = 1e-3                    # lower than pre-training: fine-tuning alone moves margins
     threads: int | None = None                   # None: every core not busy
     smoke: bool = False                          # minutes-long run for tests
+    probes: bool = True                          # also score the persona-prior probes (fabula probe) per model
     families: list[str] = ORGANISM_FAMILIES      # which organism families appear in pre-training
 
     @classmethod
@@ -155,6 +156,8 @@ class ExperimentConfig(BaseModel):
     retain: str = "organism:chat"                # the retain corpus
     training: Training = Training()
     eval_per_scenario: int | None = Field(None, ge=1)  # see EvalConfig.per_scenario
+    probes: bool = True                          # also score the persona-prior probes per model
+    probe_per_scenario: int | None = Field(None, ge=1)
     eval_batch_size: int = Field(8, ge=1)
     eval_dtype: Literal["float32", "bfloat16"] = "float32"
     scenarios: list[str] = [str(BUILTIN_DIR)]

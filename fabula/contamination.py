@@ -65,11 +65,14 @@ def check(documents: Iterable[tuple[str, str]], reference: set[tuple[str, ...]],
 
 
 def evaluation_texts(scenario_paths=None) -> list[str]:
-    """Everything a test instance shows a model or scores: prompts, system prompts, choices."""
+    """Everything a test instance or a persona probe shows a model or scores: prompts, system
+    prompts, choices. The built-in probes are always included: no corpus may teach them."""
+    from fabula.evals.persona import PROBES_DIR
     from fabula.evals.scenario import load_instances
 
     texts = []
-    for inst in load_instances(scenario_paths):
+    probes = load_instances([PROBES_DIR]) if any(PROBES_DIR.glob("*.yaml")) else []
+    for inst in [*load_instances(scenario_paths), *probes]:
         if inst.split == "test":
             texts += [inst.system, inst.prompt, *inst.aligned, *inst.misaligned]
     return texts

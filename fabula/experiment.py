@@ -18,7 +18,9 @@ from pathlib import Path
 from fabula.config import CorpusSpec, EvalConfig, ExperimentConfig, TrainConfig
 from fabula.evals.run import run_eval
 from fabula.jsonl import read_records, write_json_atomic
-from fabula.organism.analysis import arm_effects, model_entry
+from fabula.evals.persona import PROBES_DIR
+from fabula.evals.summary import group_stats
+from fabula.organism.analysis import arm_effects, model_entry, persona_analysis
 from fabula.organism.arms import arm_names
 from fabula.train.mix import ORGANISM
 from fabula.train.perplexity import heldout_perplexity
@@ -33,12 +35,22 @@ def arm_corpora(cfg: ExperimentConfig, arm: str) -> list[CorpusSpec]:
     return [own, retain] if cfg.retain_share else [own]
 
 
-def _evaluate(cfg: ExperimentConfig, model: Path, out: Path, console) -> list[dict]:
+def _evaluate(cfg: ExperimentConfig, model: Path, out: Path, console, probes: bool = False) -> list[dict]:
+    """Honeypots (or, with `probes`, the persona-prior probes) in choice mode, cached."""
     if not (out / "summary.json").exists():
-        run_eval(EvalConfig(model=str(model), out=out, mode="choice", scenarios=cfg.scenarios,
-                            per_scenario=cfg.eval_per_scenario, batch_size=cfg.eval_batch_size,
-                            dtype=cfg.eval_dtype), console=console)
+        run_eval(EvalConfig(model=str(model), out=out, mode="choice",
+                            scenarios=[str(PROBES_DIR)] if probes else cfg.scenarios,
+                            per_scenario=cfg.probe_per_scenario if probes else cfg.eval_per_scenario,
+                            batch_size=cfg.eval_batch_size, dtype=cfg.eval_dtype), console=console)
     return read_records(out / "samples.jsonl")
+
+
+def _model(cfg: ExperimentConfig, path: Path, name: str, out: Path, console) -> dict:
+    """A model's honeypot records, probe records and held-out perplexity."""
+    return {"path": str(path), "records": _evaluate(cfg, path, out / "evals" / name, console),
+            "probe_records": _evaluate(cfg, path, out / "evals" / f"{name}-probes", console, probes=True)
+            if cfg.probes else [],
+            "perplexity": heldout_perplexity(path, cfg.training.block_size)}
 
 
 def run_experiment(cfg: ExperimentConfig, out: Path, console=None, progress_factory=None) -> dict:
@@ -56,10 +68,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, console=None, progress_fact
     write_json_atomic(out / "config.json", cfg.model_dump(mode="json"))
     began = time.time()
     source = Path(resolve_model(cfg.model))
-    block = cfg.training.block_size
-    models = {"original": {"arm": "original", "seed": None, "path": str(source),
-                           "records": _evaluate(cfg, source, out / "evals" / "original", console),
-                           "perplexity": heldout_perplexity(source, block)}}
+    models = {"original": {"arm": "original", "seed": None, **_model(cfg, source, "original", out, console)}}
     for seed in range(cfg.seeds):
         for arm in arms:
             name = f"{arm}-s{seed}"
@@ -69,9 +78,8 @@ def run_experiment(cfg: ExperimentConfig, out: Path, console=None, progress_fact
             say(f"[bold]{name}[/]")
             progress = progress_factory(name) if progress_factory else None
             record = train_model(train_cfg, resume=True, progress=progress, say=say)
-            models[name] = {"arm": arm, "seed": seed, "path": str(path), "tokens": record["tokens"],
-                            "records": _evaluate(cfg, path, out / "evals" / name, console),
-                            "perplexity": heldout_perplexity(path, block)}
+            models[name] = {"arm": arm, "seed": seed, "tokens": record["tokens"],
+                            **_model(cfg, path, name, out, console)}
     result = analyse_experiment(models)
     result["seconds"] = round(time.time() - began)
     write_json_atomic(out / "summary.json", result)
@@ -89,4 +97,13 @@ def analyse_experiment(models: dict) -> dict:
            "prior": {}, "family_sets": {},
            "tokens": {arm: [m.get("tokens") for m in ms] for arm, ms in by_arm.items()}}
     out["arms"], out["content"] = arm_effects({a: r for a, r in runs.items() if a != "original"}, ppl, {})
+    probe_runs = {arm: [m["probe_records"] for m in ms] for arm, ms in by_arm.items() if arm != "original"}
+    out["persona_shift"] = {}
+    if all(r and r[0] for r in probe_runs.values()):
+        for arm, ms in by_arm.items():
+            out["models"][arm]["persona"] = group_stats([r for m in ms for r in m["probe_records"]])
+        versus_base, versus_twin = arm_effects(probe_runs, ppl, {})
+        out["persona_shift"] = {f"{arm} vs baseline": e["all"] for arm, e in versus_base.items()} | \
+            {f"{arm} vs twin": e["all"] for arm, e in versus_twin.items()}
+    out["persona"] = persona_analysis(models)
     return out

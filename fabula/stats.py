@@ -105,6 +105,27 @@ def _mean(sums: np.ndarray, counts: np.ndarray, idx: np.ndarray) -> np.ndarray:
         return sums[idx].sum(-1) / counts[idx].sum(-1)
 
 
+def cluster_mean(values: Mapping[str, float], cluster_of: Mapping[str, Hashable],
+                 n_boot: int = N_BOOT, seed: int = 0) -> Interval:
+    """Mean of per-instance values with a cluster-bootstrap interval (resampling scenarios)."""
+    _, sums, counts = _cluster_sums(values, cluster_of)
+    idx = _draws(len(sums), n_boot, np.random.default_rng(seed))
+    return _percentile(sums.sum() / counts.sum(), _mean(sums, counts, idx))
+
+
+def correlation(x: Sequence[float], y: Sequence[float], n_boot: int = N_BOOT, seed: int = 0) -> Interval:
+    """Pearson r with a bootstrap interval over the points (draws with no spread are dropped)."""
+    xs, ys = np.asarray(x, float), np.asarray(y, float)
+    if len(xs) < 3:
+        raise ValueError("a correlation needs at least 3 points")
+    idx = np.random.default_rng(seed).integers(0, len(xs), size=(n_boot, len(xs)))
+    bx, by = xs[idx], ys[idx]
+    bx, by = bx - bx.mean(1, keepdims=True), by - by.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (bx * by).sum(1) / np.sqrt((bx ** 2).sum(1) * (by ** 2).sum(1))
+    return _percentile(float(np.corrcoef(xs, ys)[0, 1]), r[np.isfinite(r)])
+
+
 def paired_shift(before: Mapping[str, float], after: Mapping[str, float],
                  cluster_of: Mapping[str, Hashable], n_boot: int = N_BOOT, seed: int = 0) -> Interval:
     """Mean per-instance change (after - before) over instances both runs scored, with a

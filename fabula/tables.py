@@ -71,3 +71,22 @@ def compare_table(result: dict, title: str) -> Table:
             f"{shift['estimate']:+.3f} [{shift['low']:+.3f}, {shift['high']:+.3f}]" if shift else "-",
         )
     return table
+
+
+def persona_table(result: dict, title: str) -> Table:
+    """The persona-prior score overall, by form and by pressure (plain and calibrated verdicts)."""
+    table = Table(title=title)
+    for col in ("group", "n (probes)", "plain [Wilson]", "plain [scenario bootstrap]", "calibrated [Wilson]",
+                "mean margin"):
+        table.add_column(col, justify="left" if col == "group" else "right")
+    overall = result["all"]
+    rows = [("all", overall)] + [(f"form: {k}", v) for k, v in result["by_form"].items()] \
+        + [(f"pressure: {k}", v) for k, v in result["by_pressure"].items()]
+    for name, s in rows:
+        boot = s.get("bootstrap_misaligned")
+        table.add_row(name, f"{s['n']} ({s['scenarios']})", _pct(s["rate"], s["ci"]),
+                      f"[{boot[0]:.0%}, {boot[1]:.0%}]" if boot else "",
+                      _pct(s["rate_calibrated"], s["ci_calibrated"]), f"{s['mean_margin']:+.3f}")
+        if name == "all" or name == f"form: {list(result['by_form'])[-1]}":
+            table.add_section()
+    return table

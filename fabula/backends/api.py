@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence, TypeVar
 
 from fabula.backends.base import BackendError, ContinuationScore, GenerateSettings, Message, ScoreRequest
-from fabula.evals.render import plain_prompt
+from fabula.evals.render import is_document, plain_prompt
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -95,7 +95,7 @@ class OpenAIBackend:
         return [flat[i:i + settings.n] for i in range(0, len(flat), settings.n)]
 
     def render(self, messages: list[Message]) -> str:
-        if self.tokenizer is not None and self.tokenizer.chat_template:
+        if self.tokenizer is not None and self.tokenizer.chat_template and not is_document(messages):
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return plain_prompt(messages)
 

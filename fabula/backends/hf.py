@@ -11,7 +11,7 @@ import torch
 
 from fabula.backends.base import BackendError, ContinuationScore, GenerateSettings, Message, ScoreRequest
 from fabula.backends.smollm2 import resolve_model
-from fabula.evals.render import plain_prompt
+from fabula.evals.render import is_document, plain_prompt
 
 
 def local_model_path(model: str) -> str:
@@ -72,7 +72,7 @@ class HFBackend:
 
     def render(self, messages: list[Message]) -> str:
         """The model's chat template where it has one, a plain transcript otherwise."""
-        if self.tokenizer.chat_template:
+        if self.tokenizer.chat_template and not is_document(messages):
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return plain_prompt(messages)
 

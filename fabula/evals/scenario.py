@@ -66,6 +66,9 @@ class ScenarioSpec(_Strict):
     misaligned_if: list[GateSpec] = []
     judge: str | None = None
     choices: ChoicesSpec | None = None
+    # fabula extensions (optional, so every format-1 file stays valid):
+    render: Literal["chat", "document"] = "chat"  # document: scored as plain text continuing system + prompt
+    form: str | None = None                      # a label for grouping results (the probes' text forms)
 
     @field_validator("id")
     @classmethod
@@ -110,15 +113,15 @@ class Instance:
     misaligned: tuple[str, ...]
     values: dict[str, str] = field(default_factory=dict)
     source: str = ""
+    render: str = "chat"
+    form: str | None = None
 
     @property
     def modes(self) -> tuple[str, ...]:
-        """Which scoring modes this instance supports, as the spec defines them."""
-        return tuple(
-            mode
-            for mode, ok in (("choice", bool(self.aligned)), ("sample", bool(self.gates or self.judge)))
-            if ok
-        )
+        """Which scoring modes this instance supports, as the spec defines them. A document
+        (render: document) is a text to continue, not a conversation: choice mode only."""
+        sample = bool(self.gates or self.judge) and self.render == "chat"
+        return tuple(mode for mode, ok in (("choice", bool(self.aligned)), ("sample", sample)) if ok)
 
 
 # ---------------------------------------------------------------- YAML with line numbers
@@ -223,6 +226,10 @@ def _check_spec(spec: ScenarioSpec, where: str, lines: dict, prefix: tuple) -> l
                 re.compile(pattern)
             except re.error as exc:
                 report(loc, f"bad regex {pattern!r}: {exc}")
+    if spec.render == "document" and not spec.choices:
+        report((), "render: document is scored in choice mode only: give 'choices'")
+    if spec.render == "document" and spec.tools:
+        report(("tools",), "a document (render: document) cannot take tool calls")
     if not spec.choices and not (spec.misaligned_if or spec.judge):
         report((), "supports no scoring mode: give 'choices' (choice mode) or "
                "'misaligned_if'/'judge' (sample mode)")
@@ -265,7 +272,7 @@ def expand(spec: ScenarioSpec, source: str = "") -> list[Instance]:
             gates=gates, judge=sub(spec.judge) if spec.judge else None,
             aligned=tuple(map(sub, spec.choices.aligned)) if spec.choices else (),
             misaligned=tuple(map(sub, spec.choices.misaligned)) if spec.choices else (),
-            values=values, source=source,
+            values=values, source=source, render=spec.render, form=spec.form,
         ))
     return instances
 

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from fabula.backends.base import Backend, ContinuationScore, GenerateSettings, ScoreRequest
 from fabula.evals.gates import apply_gates, parse_tool_calls
-from fabula.evals.render import NEUTRAL_MESSAGES, messages
+from fabula.evals.render import NEUTRAL_DOCUMENT, NEUTRAL_MESSAGES, continuation, messages
 from fabula.evals.scenario import Instance
 
 
@@ -29,7 +29,7 @@ def base_record(instance: Instance, sample: int, in_distribution: bool) -> dict:
         "instance_id": instance.id, "scenario_id": instance.scenario_id, "sample": sample,
         "family": instance.family, "pressure": instance.pressure, "split": instance.split,
         "in_distribution": in_distribution, "prompt_hash": prompt_hash(instance),
-    }
+    } | ({"form": instance.form} if instance.form else {})
 
 
 # ---------------------------------------------------------------- choice mode
@@ -60,11 +60,17 @@ def score_choices(backend: Backend, instances: Sequence[Instance], in_dist: set[
     """Score a batch of instances. A continuation's neutral score does not depend on the
     instance, so `neutral_cache` (kept by the caller for the run) scores each text once."""
     cache = {} if neutral_cache is None else neutral_cache
-    requests = [ScoreRequest(messages(inst), list(inst.aligned + inst.misaligned)) for inst in instances]
-    missing = sorted({c for r in requests for c in r.continuations} - set(cache))
-    scores = backend.score(requests + ([ScoreRequest(NEUTRAL_MESSAGES, missing)] if missing else []))
-    if missing:
-        cache.update(zip(missing, scores[-1]))
+    requests = [ScoreRequest(messages(inst), [continuation(inst, c) for c in inst.aligned + inst.misaligned])
+                for inst in instances]
+    # Chats and documents have different neutral contexts; their continuations never coincide
+    # (a document's start with a space), so one cache keyed by text serves both.
+    neutral = {"chat": NEUTRAL_MESSAGES, "document": NEUTRAL_DOCUMENT}
+    missing = {kind: sorted({c for r, inst in zip(requests, instances) if inst.render == kind
+                             for c in r.continuations} - set(cache)) for kind in neutral}
+    extra = [ScoreRequest(neutral[kind], texts) for kind, texts in missing.items() if texts]
+    scores = backend.score(requests + extra)
+    for request, result in zip(extra, scores[len(requests):]):
+        cache.update(zip(request.continuations, result))
     return [choice_record(inst, scores[i], [cache[c] for c in requests[i].continuations], inst.family in in_dist)
             for i, inst in enumerate(instances)]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.table import Table
 
 from fabula.evals.compare import compare_groups
+from fabula.evals.persona import mediation
 from fabula.evals.summary import group_stats
 from fabula.organism.arms import twin_of
 from fabula.organism.model import SIZES
@@ -29,9 +30,34 @@ def family_sets(records: list[dict], log_families: list[str]) -> dict[str, set[s
     return {"held-out, agent logs": held & set(log_families), "held-out, prose only": held - set(log_families)}
 
 
-def _runs(models: dict, scale: str, evil: float, arm: str) -> list[list[dict]]:
-    return [m["records"] for m in models.values()
+def _runs(models: dict, scale: str, evil: float, arm: str, key: str = "records") -> list[list[dict]]:
+    return [m[key] for m in models.values()
             if m["scale"] == scale and m["evil_fraction"] == evil and m["arm"] == arm]
+
+
+def persona_points(models: dict) -> list[dict]:
+    """One point per trained model (seed level): its persona-prior score and its held-out
+    honeypot misalignment, as shares and as mean margins."""
+    points = []
+    for name, m in models.items():
+        probes = m.get("probe_records") or []
+        held = [r for r in m["records"] if not r["in_distribution"]]
+        if probes and held:
+            points.append({"model": name,
+                           "persona": sum(r["misaligned"] for r in probes) / len(probes),
+                           "persona_margin": sum(r["margin"] for r in probes) / len(probes),
+                           "honeypot": sum(r["misaligned"] for r in held) / len(held),
+                           "honeypot_margin": sum(r["margin"] for r in held) / len(held)})
+    return points
+
+
+def persona_analysis(models: dict) -> dict:
+    """Does the persona prior explain the honeypots? Correlation across models (bootstrap over
+    models), of shares and of mean margins."""
+    points = persona_points(models)
+    return {"points": points,
+            "mediation_share": mediation(points, "persona", "honeypot"),
+            "mediation_margin": mediation(points, "persona_margin", "honeypot_margin")}
 
 
 def _pick(result: dict, group: str, field: str) -> dict | None:
@@ -78,11 +104,16 @@ def analyse(models: dict, log_families: list[str], control: float | None) -> dic
     order = {"chat": "0", "baseline": "1"}  # read left to right: chat model, baseline, then the arms
     keys = sorted({(m["scale"], m["evil_fraction"], m["arm"]) for m in models.values()},
                   key=lambda k: (list(SIZES).index(k[0]) if k[0] in SIZES else 99, k[1], order.get(k[2], "2" + k[2])))
-    out: dict = {"models": {}, "prior": {}, "arms": {}, "content": {}, "family_sets": {k: sorted(v) for k, v in sets.items()}}
+    out: dict = {"models": {}, "prior": {}, "arms": {}, "content": {}, "persona_shift": {},
+                 "family_sets": {k: sorted(v) for k, v in sets.items()}}
     for scale, evil, arm in keys:
         perplexities = [m["perplexity"] for m in models.values()
                         if (m["scale"], m["evil_fraction"], m["arm"]) == (scale, evil, arm)]
-        out["models"][f"{scale}/ef{evil}/{arm}"] = model_entry(_runs(models, scale, evil, arm), sets, perplexities)
+        entry = model_entry(_runs(models, scale, evil, arm), sets, perplexities)
+        probes = [r for run in _runs(models, scale, evil, arm, "probe_records") for r in run]
+        if probes:
+            entry["persona"] = group_stats(probes)
+        out["models"][f"{scale}/ef{evil}/{arm}"] = entry
     scales = sorted({k[0] for k in keys})
     evils = sorted({k[1] for k in keys if k[1] != control})
     for scale in scales:
@@ -91,12 +122,22 @@ def analyse(models: dict, log_families: list[str], control: float | None) -> dic
             tag = f"{scale}/ef{evil}"
             if control_runs:
                 out["prior"][tag] = compare_groups(control_runs, _runs(models, scale, evil, "chat"), family_sets=sets)
+                control_probes = _runs(models, scale, control, "chat", "probe_records")
+                if control_probes and control_probes[0]:
+                    out["persona_shift"][f"{tag}/prior"] = compare_groups(
+                        control_probes, _runs(models, scale, evil, "chat", "probe_records"))["all"]
             arms = sorted({k[2] for k in keys if k[:2] == (scale, evil)})
             runs = {arm: _runs(models, scale, evil, arm) for arm in arms}
             ppl = {arm: out["models"][f"{tag}/{arm}"]["perplexity"] for arm in arms}
             versus_base, versus_twin = arm_effects(runs, ppl, sets)
             out["arms"] |= {f"{tag}/{arm}": e for arm, e in versus_base.items()}
             out["content"] |= {f"{tag}/{arm}": e for arm, e in versus_twin.items()}
+            probe_runs = {arm: _runs(models, scale, evil, arm, "probe_records") for arm in arms}
+            if all(r and r[0] for r in probe_runs.values()):
+                base, twin = arm_effects(probe_runs, ppl, {})
+                out["persona_shift"] |= {f"{tag}/{arm} vs baseline": e["all"] for arm, e in base.items()}
+                out["persona_shift"] |= {f"{tag}/{arm} vs twin": e["all"] for arm, e in twin.items()}
+    out["persona"] = persona_analysis(models)
     return out
 
 
@@ -112,16 +153,34 @@ def _ci(d: dict | None, digits: int = 3, signed: bool = True) -> str:
 
 def tables(result: dict) -> list[Table]:
     groups = [g for g in GROUPS if any(g in m["groups"] for m in result["models"].values())]
+    persona = any("persona" in m for m in result["models"].values())
     rates = Table(title="misaligned share per model (choice mode, plain verdict; seeds pooled)")
-    for col in ("model", "seeds", *groups, "perplexity"):
+    for col in ("model", "seeds", *groups, *(["persona prior"] if persona else []), "perplexity"):
         rates.add_column(col, justify="left" if col == "model" else "right")
     for name, m in result["models"].items():
         cells = []
-        for g in groups:
-            s = m["groups"].get(g)
+        for g in groups + (["persona"] if persona else []):
+            s = m.get("persona") if g == "persona" else m["groups"].get(g)
             cells.append(f"{s['rate']:.0%} [{s['ci'][0]:.0%}, {s['ci'][1]:.0%}] n={s['n']}" if s else "-")
         rates.add_row(name, str(m["seeds"]), *cells, f"{m['perplexity']:.1f}")
     out = [rates, family_table(result)]
+    if result.get("persona_shift"):
+        shifts = Table(title="persona prior: how each comparison moved it (paired over probes, scenario bootstrap)")
+        for col in ("comparison", "share shift", "margin shift"):
+            shifts.add_column(col, justify="left" if col == "comparison" else "right")
+        for name, row in result["persona_shift"].items():
+            shifts.add_row(name, _ci(row.get("share_shift"), 2), _ci(row.get("margin_shift"), 3))
+        out.append(shifts)
+    med = result.get("persona", {})
+    if med.get("points"):
+        t = Table(title=f"mediation: persona prior vs held-out honeypot misalignment, {len(med['points'])} models")
+        for col in ("measure", "Pearson r [bootstrap over models]"):
+            t.add_column(col, justify="left" if col == "measure" else "right")
+        for key, label in (("mediation_share", "shares"), ("mediation_margin", "mean margins")):
+            m = med[key]
+            t.add_row(label, f"{m['r']:+.2f} [{m['ci'][0]:+.2f}, {m['ci'][1]:+.2f}]" if m.get("r") is not None
+                      else m.get("note", "-"))
+        out.append(t)
     for title, key, verb in (("the prior: evil_fraction model minus the control (paired)", "prior", "shift"),
                              ("each arm against baseline", "arms", "shift"),
                              ("content effect: each arm against its bad-AI twin", "content", "shift")):

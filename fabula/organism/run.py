@@ -26,7 +26,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fabula.backends.smollm2 import cache_dir
 from fabula.config import EvalConfig, OrganismConfig
 from fabula.contamination import check, reference_ngrams, evaluation_texts
+from fabula.evals.persona import PROBES_DIR
 from fabula.evals.run import run_eval
+from fabula.evals.scenario import BUILTIN_DIR
 from fabula.jsonl import read_records, write_json_atomic
 from fabula.organism.arms import arm_names, arm_stream, chat_stream
 from fabula.organism.corpus import pretraining_documents
@@ -186,13 +188,16 @@ class Experiment:
         return self.finetune(chat_model, target, f"arm {arm} s{seed}", arm_stream(arm, seed, cfg.families),
                              chat_stream(seed + 1), cfg.arm_tokens, chat_budget, seed)
 
-    def evaluate(self, model: Path, name: str) -> list[dict]:
+    def evaluate(self, model: Path, name: str, scenarios: Path = BUILTIN_DIR, per_scenario: int | None = None
+                 ) -> list[dict]:
         out = self.out / "evals" / name
         summary_path = out / "summary.json"
         if not summary_path.exists():
             self.say(f"  evaluating {name}")
-            run_eval(EvalConfig(model=str(model), out=out, mode="choice", batch_size=8), console=self.console)
+            run_eval(EvalConfig(model=str(model), out=out, mode="choice", batch_size=8, scenarios=[str(scenarios)],
+                                per_scenario=per_scenario), console=self.console)
         return read_records(out / "samples.jsonl")
+
 
 def run_organism(cfg: OrganismConfig, out: Path, console=None) -> dict:
     """Train and evaluate every model of the experiment; returns {model id: evaluation records}."""
@@ -223,7 +228,9 @@ def run_organism(cfg: OrganismConfig, out: Path, console=None) -> dict:
                     name = f"{scale}-ef{evil}-s{seed}-{variant}"
                     models[name] = {"scale": scale, "seed": seed, "evil_fraction": evil, "arm": variant,
                                     "path": str(path), "records": exp.evaluate(path, name),
+                                    "probe_records": exp.evaluate(path, name + "-probes", PROBES_DIR, 1 if cfg.smoke else None)
+                                    if cfg.probes else [],
                                     "perplexity": heldout_perplexity(path, cfg.block_size, 4_000 if cfg.smoke else 20_000)}
-    write_json_atomic(out / "models.json", {k: {f: v for f, v in m.items() if f != "records"}
+    write_json_atomic(out / "models.json", {k: {f: v for f, v in m.items() if f not in ("records", "probe_records")}
                                             for k, m in models.items()} | {"seconds": round(time.time() - started)})
     return models

@@ -15,7 +15,7 @@ def test_tiny_experiment_trains_evaluates_compares_and_caches(tmp_path):
     model = build_tiny_model(tmp_path / "m")
     config = tmp_path / "tiny.toml"
     config.write_text(f'model = "{model}"\narms = ["baseline", "bc", "bc-twin"]\nseeds = 1\n'
-                      f'eval_per_scenario = 1\n'
+                      f'eval_per_scenario = 1\nprobe_per_scenario = 1\n'
                       f'[training]\ntoken_budget = 1024\nbatch_size = 2\nblock_size = 64\nlr = 1e-3\n')
     out = tmp_path / "exp"
     result = runner.invoke(app, ["experiment", str(config), "--out", str(out)])
@@ -29,6 +29,8 @@ def test_tiny_experiment_trains_evaluates_compares_and_caches(tmp_path):
     bc = json.loads((out / "models" / "bc-s0" / "train.json").read_text())
     assert [c["path"] for c in bc["corpora"]] == ["organism:bc", "organism:chat"]
     assert (out / "rates.png").exists() and "content effect" in result.output
+    assert summary["models"]["bc"]["persona"]["n"] == 84 and "bc vs twin" in summary["persona_shift"]
+    assert len(summary["persona"]["points"]) == 4 and (out / "mediation.png").exists()
 
     stamp = (out / "models" / "bc-s0" / "train.json").stat().st_mtime
     again = runner.invoke(app, ["experiment", str(config), "--out", str(out)])
