@@ -342,6 +342,7 @@ def experiment_command(
 ) -> None:
     """Arms x seeds -> train -> evaluate -> compare, each step cached: rerun to resume."""
     from fabula.config import ExperimentConfig
+    from fabula.evals.run import RunError
     from fabula.experiment import run_experiment
     from fabula.organism.analysis import plot_rates, tables
     from fabula.train.mix import MixError
@@ -351,7 +352,7 @@ def experiment_command(
     folder = out or cfg.out or Path("runs") / config.stem
     try:
         result = run_experiment(cfg, folder, console=console)
-    except (TrainError, MixError, ValueError) as exc:
+    except (TrainError, MixError, RunError, ValueError) as exc:
         fail(f"{exc}\nFix the cause and run the same command to resume.", code=1)
     plot_rates(result, folder / "rates.png", title=f"{cfg.model}: misaligned preference per arm")
     if result["persona"]["points"]:

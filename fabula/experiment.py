@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from fabula.config import CorpusSpec, EvalConfig, ExperimentConfig, TrainConfig
-from fabula.evals.run import run_eval
+from fabula.evals.run import check_settings, run_eval
 from fabula.jsonl import read_records, write_json_atomic
 from fabula.evals.persona import PROBES_DIR
 from fabula.evals.summary import group_stats
@@ -37,11 +37,14 @@ def arm_corpora(cfg: ExperimentConfig, arm: str) -> list[CorpusSpec]:
 
 def _evaluate(cfg: ExperimentConfig, model: Path, out: Path, console, probes: bool = False) -> list[dict]:
     """Honeypots (or, with `probes`, the persona-prior probes) in choice mode, cached."""
-    if not (out / "summary.json").exists():
-        run_eval(EvalConfig(model=str(model), out=out, mode="choice",
-                            scenarios=[str(PROBES_DIR)] if probes else cfg.scenarios,
-                            per_scenario=cfg.probe_per_scenario if probes else cfg.eval_per_scenario,
-                            batch_size=cfg.eval_batch_size, dtype=cfg.eval_dtype), console=console)
+    config = EvalConfig(model=str(model), out=out, mode="choice",
+                        scenarios=[str(PROBES_DIR)] if probes else cfg.scenarios,
+                        per_scenario=cfg.probe_per_scenario if probes else cfg.eval_per_scenario,
+                        batch_size=cfg.eval_batch_size, dtype=cfg.eval_dtype)
+    if (out / "summary.json").exists():
+        check_settings(config)  # a finished evaluation is reused only under the same settings
+    else:
+        run_eval(config, console=console)
     return read_records(out / "samples.jsonl")
 
 
@@ -53,7 +56,7 @@ def _model(cfg: ExperimentConfig, path: Path, name: str, out: Path, console) -> 
             "perplexity": heldout_perplexity(path, cfg.training.block_size)}
 
 
-def run_experiment(cfg: ExperimentConfig, out: Path, console=None, progress_factory=None) -> dict:
+def run_experiment(cfg: ExperimentConfig, out: Path, console=None) -> dict:
     """Train and evaluate every arm and seed; returns the analysis (also OUT/summary.json)."""
     from fabula.backends.smollm2 import resolve_model
 
@@ -76,8 +79,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, console=None, progress_fact
             train_cfg = TrainConfig(model=str(source), corpora=arm_corpora(cfg, arm), out=path, seed=seed,
                                     training=cfg.training, scenarios=cfg.scenarios)
             say(f"[bold]{name}[/]")
-            progress = progress_factory(name) if progress_factory else None
-            record = train_model(train_cfg, resume=True, progress=progress, say=say)
+            record = train_model(train_cfg, resume=True, say=say)
             models[name] = {"arm": arm, "seed": seed, "tokens": record["tokens"],
                             **_model(cfg, path, name, out, console)}
     result = analyse_experiment(models)

@@ -93,19 +93,24 @@ def _version(package: str) -> str | None:
         return None
 
 
+def check_settings(config: EvalConfig) -> None:
+    """An existing run folder must have been made with the same measured settings."""
+    before = json.loads((config.out / "run.json").read_text())["config"]
+    now = _measured(config)
+    changed = {k for k in now if before.get(k) != now[k]}
+    if changed:
+        k = sorted(changed)[0]
+        raise RunError(f"{config.out} holds a run made with other settings ({k}: {before.get(k)!r} there, "
+                       f"{now[k]!r} now); choose another --out or repeat the original settings")
+
+
 def open_run_folder(config: EvalConfig, the_plan: Plan) -> list[dict]:
     """Create the folder, or check an existing one was started with the same settings; returns
     the records already there (a partial last line from a killed run is dropped)."""
     out = config.out
     meta = out / "run.json"
     if meta.exists():
-        before = json.loads(meta.read_text())["config"]
-        now = _measured(config)
-        changed = {k for k in now if before.get(k) != now[k]}
-        if changed:
-            k = sorted(changed)[0]
-            raise RunError(f"{out} holds a run made with other settings ({k}: {before.get(k)!r} there, "
-                           f"{now[k]!r} now); choose another --out or repeat the original settings")
+        check_settings(config)
     elif out.exists() and any(out.iterdir()):
         raise RunError(f"{out} exists and is not a fabula run folder; choose another --out")
     else:

@@ -11,6 +11,7 @@ Under `accelerate launch` every process runs this same function; the Trainer spl
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -48,10 +49,15 @@ def train_model(cfg: TrainConfig, resume: bool = False, progress=None, say=print
 
     from fabula.backends.smollm2 import resolve_model
 
-    if finished(cfg.out):
-        import json
-
-        return json.loads((cfg.out / "train.json").read_text())
+    if finished(cfg.out):  # reused only when made with these very settings
+        record = json.loads((cfg.out / "train.json").read_text())
+        before, now = record["config"], cfg.model_dump(mode="json")
+        changed = sorted(k for k in now if before.get(k) != now[k])
+        if changed:
+            raise TrainError(f"{cfg.out} holds a model trained with other settings ({changed[0]}: "
+                             f"{before.get(changed[0])!r} there, {now[changed[0]]!r} now); choose another "
+                             f"--out or delete it")
+        return record
     source = resolve_model(cfg.model)
     if not (Path(source) / "config.json").exists():
         raise TrainError(f"model {cfg.model!r}: not a Hugging Face folder (no config.json at {source})")

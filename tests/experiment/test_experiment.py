@@ -37,6 +37,10 @@ def test_tiny_experiment_trains_evaluates_compares_and_caches(tmp_path):
     assert again.exit_code == 0, again.output
     assert (out / "models" / "bc-s0" / "train.json").stat().st_mtime == stamp  # cached, not retrained
 
+    config.write_text(config.read_text().replace("token_budget = 1024", "token_budget = 2048"))
+    changed = runner.invoke(app, ["experiment", str(config), "--out", str(out)])
+    assert changed.exit_code != 0 and "trained with other settings" in changed.output  # never silently reused
+
 
 def test_unknown_arm_and_stray_corpora_are_refused(tmp_path):
     config = tmp_path / "bad.toml"
