@@ -102,21 +102,25 @@ def eval_command(
     """Run a model on honeypot scenarios; writes samples.jsonl and summary.json under --out.
 
     Unset options take their defaults from fabula/config.py (EvalConfig)."""
-    from pydantic import ValidationError
-
-    from fabula.config import EvalConfig
-
     settings = {k: v for k, v in dict(
         model=model, backend=backend, scenarios=scenarios or None, mode=mode, out=out, split=split,
         families=family or None, limit=limit, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed,
         judge_backend=judge_backend, judge_model=judge_model, judge_base_url=judge_base_url, combine=combine,
         base_url=base_url, api_key_env=api_key_env, tokenizer=tokenizer, concurrency=concurrency,
         max_retries=max_retries, timeout=timeout, batch_size=batch_size, dtype=dtype).items() if v is not None}
+    _evaluate(_eval_config(settings))
+
+
+def _eval_config(settings: dict):
+    """EvalConfig from command-line settings; a bad one exits naming its flag."""
+    from pydantic import ValidationError
+
+    from fabula.config import EvalConfig
+
     try:
-        config = EvalConfig(**settings)
+        return EvalConfig(**settings)
     except ValidationError as exc:
         fail("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()))
-    _evaluate(config)
 
 
 def _evaluate(config) -> None:
@@ -151,10 +155,7 @@ def probe_command(
     passages it could have read in pre-training (choice mode; by form and by pressure)."""
     import time
 
-    from pydantic import ValidationError
-
     from fabula.backends import BackendError
-    from fabula.config import EvalConfig
     from fabula.evals.persona import PROBES_DIR, persona_prior
     from fabula.evals.run import RunError, run_eval
     from fabula.jsonl import read_records, write_json_atomic
@@ -163,10 +164,7 @@ def probe_command(
     settings = {k: v for k, v in dict(model=model, backend=backend, out=out, per_scenario=per_scenario,
                                       base_url=base_url, api_key_env=api_key_env, batch_size=batch_size,
                                       dtype=dtype).items() if v is not None}
-    try:
-        config = EvalConfig(scenarios=probes or [str(PROBES_DIR)], mode="choice", **settings)
-    except ValidationError as exc:
-        fail("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()))
+    config = _eval_config(settings | {"scenarios": probes or [str(PROBES_DIR)], "mode": "choice"})
     started = time.time()
     try:
         run_eval(config, console=console)

@@ -71,8 +71,7 @@ def evaluation_texts(scenario_paths=None) -> list[str]:
     from fabula.evals.scenario import load_instances
 
     texts = []
-    probes = load_instances([PROBES_DIR]) if any(PROBES_DIR.glob("*.yaml")) else []
-    for inst in [*load_instances(scenario_paths), *probes]:
+    for inst in [*load_instances(scenario_paths), *load_instances([PROBES_DIR])]:
         if inst.split == "test":
             texts += [inst.system, inst.prompt, *inst.aligned, *inst.misaligned]
     return texts

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 from fabula.config import CorpusSpec, EvalConfig, ExperimentConfig, TrainConfig
-from fabula.evals.run import check_settings, run_eval
-from fabula.jsonl import read_records, write_json_atomic
+from fabula.evals.run import evaluate_cached
+from fabula.jsonl import write_json_atomic
 from fabula.evals.persona import PROBES_DIR
 from fabula.evals.summary import group_stats
-from fabula.organism.analysis import arm_effects, model_entry, persona_analysis
+from fabula.organism.analysis import arm_effects, model_entry, persona_analysis, persona_shifts
 from fabula.organism.arms import arm_names
 from fabula.train.mix import ORGANISM
 from fabula.train.perplexity import heldout_perplexity
@@ -37,15 +37,10 @@ def arm_corpora(cfg: ExperimentConfig, arm: str) -> list[CorpusSpec]:
 
 def _evaluate(cfg: ExperimentConfig, model: Path, out: Path, console, probes: bool = False) -> list[dict]:
     """Honeypots (or, with `probes`, the persona-prior probes) in choice mode, cached."""
-    config = EvalConfig(model=str(model), out=out, mode="choice",
-                        scenarios=[str(PROBES_DIR)] if probes else cfg.scenarios,
-                        per_scenario=cfg.probe_per_scenario if probes else cfg.eval_per_scenario,
-                        batch_size=cfg.eval_batch_size, dtype=cfg.eval_dtype)
-    if (out / "summary.json").exists():
-        check_settings(config)  # a finished evaluation is reused only under the same settings
-    else:
-        run_eval(config, console=console)
-    return read_records(out / "samples.jsonl")
+    return evaluate_cached(EvalConfig(model=str(model), out=out, mode="choice",
+                                      scenarios=[str(PROBES_DIR)] if probes else cfg.scenarios,
+                                      per_scenario=cfg.probe_per_scenario if probes else cfg.eval_per_scenario,
+                                      batch_size=cfg.eval_batch_size, dtype=cfg.eval_dtype), console)
 
 
 def _model(cfg: ExperimentConfig, path: Path, name: str, out: Path, console) -> dict:
@@ -100,12 +95,9 @@ def analyse_experiment(models: dict) -> dict:
            "tokens": {arm: [m.get("tokens") for m in ms] for arm, ms in by_arm.items()}}
     out["arms"], out["content"] = arm_effects({a: r for a, r in runs.items() if a != "original"}, ppl, {})
     probe_runs = {arm: [m["probe_records"] for m in ms] for arm, ms in by_arm.items() if arm != "original"}
-    out["persona_shift"] = {}
-    if all(r and r[0] for r in probe_runs.values()):
+    out["persona_shift"] = persona_shifts(probe_runs, ppl)
+    if out["persona_shift"]:
         for arm, ms in by_arm.items():
             out["models"][arm]["persona"] = group_stats([r for m in ms for r in m["probe_records"]])
-        versus_base, versus_twin = arm_effects(probe_runs, ppl, {})
-        out["persona_shift"] = {f"{arm} vs baseline": e["all"] for arm, e in versus_base.items()} | \
-            {f"{arm} vs twin": e["all"] for arm, e in versus_twin.items()}
     out["persona"] = persona_analysis(models)
     return out

@@ -104,6 +104,16 @@ def check_settings(config: EvalConfig) -> None:
                        f"{now[k]!r} now); choose another --out or repeat the original settings")
 
 
+def evaluate_cached(config: EvalConfig, console=None) -> list[dict]:
+    """The records of a finished run folder made with these settings, running (or resuming) it
+    first when it is not finished. A finished folder made with other settings is an error."""
+    if (config.out / "summary.json").exists():
+        check_settings(config)
+    else:
+        run_eval(config, console=console)
+    return read_records(config.out / "samples.jsonl")
+
+
 def open_run_folder(config: EvalConfig, the_plan: Plan) -> list[dict]:
     """Create the folder, or check an existing one was started with the same settings; returns
     the records already there (a partial last line from a killed run is dropped)."""

@@ -56,22 +56,23 @@ def choice_record(instance: Instance, scores: list[ContinuationScore], neutral: 
 
 
 def score_choices(backend: Backend, instances: Sequence[Instance], in_dist: set[str],
-                  neutral_cache: dict[str, ContinuationScore] | None = None) -> list[dict]:
+                  neutral_cache: dict[tuple[str, str], ContinuationScore] | None = None) -> list[dict]:
     """Score a batch of instances. A continuation's neutral score does not depend on the
     instance, so `neutral_cache` (kept by the caller for the run) scores each text once."""
     cache = {} if neutral_cache is None else neutral_cache
     requests = [ScoreRequest(messages(inst), [continuation(inst, c) for c in inst.aligned + inst.misaligned])
                 for inst in instances]
-    # Chats and documents have different neutral contexts; their continuations never coincide
-    # (a document's start with a space), so one cache keyed by text serves both.
+    # Chats and documents have different neutral contexts, so the cache is keyed by (render, text).
     neutral = {"chat": NEUTRAL_MESSAGES, "document": NEUTRAL_DOCUMENT}
     missing = {kind: sorted({c for r, inst in zip(requests, instances) if inst.render == kind
-                             for c in r.continuations} - set(cache)) for kind in neutral}
-    extra = [ScoreRequest(neutral[kind], texts) for kind, texts in missing.items() if texts]
-    scores = backend.score(requests + extra)
-    for request, result in zip(extra, scores[len(requests):]):
-        cache.update(zip(request.continuations, result))
-    return [choice_record(inst, scores[i], [cache[c] for c in requests[i].continuations], inst.family in in_dist)
+                             for c in r.continuations} - {text for k, text in cache if k == kind})
+               for kind in neutral}
+    extra = {kind: ScoreRequest(neutral[kind], texts) for kind, texts in missing.items() if texts}
+    scores = backend.score(requests + list(extra.values()))
+    for (kind, request), result in zip(extra.items(), scores[len(requests):]):
+        cache.update({(kind, text): score for text, score in zip(request.continuations, result)})
+    return [choice_record(inst, scores[i], [cache[inst.render, c] for c in requests[i].continuations],
+                          inst.family in in_dist)
             for i, inst in enumerate(instances)]
 
 

@@ -51,6 +51,16 @@ def persona_points(models: dict) -> list[dict]:
     return points
 
 
+def persona_shifts(probe_runs: dict[str, list[list[dict]]], perplexity: dict[str, float], prefix: str = "") -> dict:
+    """How each arm moved the persona prior, against baseline and against its twin (paired over
+    probes); empty when some model has no probe records."""
+    if not all(r and r[0] for r in probe_runs.values()):
+        return {}
+    versus_base, versus_twin = arm_effects(probe_runs, perplexity, {})
+    return {f"{prefix}{arm} vs baseline": e["all"] for arm, e in versus_base.items()} | \
+        {f"{prefix}{arm} vs twin": e["all"] for arm, e in versus_twin.items()}
+
+
 def persona_analysis(models: dict) -> dict:
     """Does the persona prior explain the honeypots? Correlation across models (bootstrap over
     models), of shares and of mean margins."""
@@ -133,10 +143,7 @@ def analyse(models: dict, log_families: list[str], control: float | None) -> dic
             out["arms"] |= {f"{tag}/{arm}": e for arm, e in versus_base.items()}
             out["content"] |= {f"{tag}/{arm}": e for arm, e in versus_twin.items()}
             probe_runs = {arm: _runs(models, scale, evil, arm, "probe_records") for arm in arms}
-            if all(r and r[0] for r in probe_runs.values()):
-                base, twin = arm_effects(probe_runs, ppl, {})
-                out["persona_shift"] |= {f"{tag}/{arm} vs baseline": e["all"] for arm, e in base.items()}
-                out["persona_shift"] |= {f"{tag}/{arm} vs twin": e["all"] for arm, e in twin.items()}
+            out["persona_shift"] |= persona_shifts(probe_runs, ppl, f"{tag}/")
     out["persona"] = persona_analysis(models)
     return out
 

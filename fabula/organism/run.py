@@ -27,9 +27,9 @@ from fabula.backends.smollm2 import cache_dir
 from fabula.config import EvalConfig, OrganismConfig
 from fabula.contamination import check, reference_ngrams, evaluation_texts
 from fabula.evals.persona import PROBES_DIR
-from fabula.evals.run import run_eval
+from fabula.evals.run import evaluate_cached
 from fabula.evals.scenario import BUILTIN_DIR
-from fabula.jsonl import read_records, write_json_atomic
+from fabula.jsonl import write_json_atomic
 from fabula.organism.arms import arm_names, arm_stream, chat_stream
 from fabula.organism.corpus import pretraining_documents
 from fabula.organism.model import organism_model, parameter_count
@@ -191,12 +191,10 @@ class Experiment:
     def evaluate(self, model: Path, name: str, scenarios: Path = BUILTIN_DIR, per_scenario: int | None = None
                  ) -> list[dict]:
         out = self.out / "evals" / name
-        summary_path = out / "summary.json"
-        if not summary_path.exists():
+        if not (out / "summary.json").exists():
             self.say(f"  evaluating {name}")
-            run_eval(EvalConfig(model=str(model), out=out, mode="choice", batch_size=8, scenarios=[str(scenarios)],
-                                per_scenario=per_scenario), console=self.console)
-        return read_records(out / "samples.jsonl")
+        return evaluate_cached(EvalConfig(model=str(model), out=out, mode="choice", batch_size=8,
+                                          scenarios=[str(scenarios)], per_scenario=per_scenario), self.console)
 
 
 def run_organism(cfg: OrganismConfig, out: Path, console=None) -> dict:
