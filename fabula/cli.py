@@ -15,6 +15,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Teach language models why to behave well, and measure whether it worked.")
 scenarios_app = typer.Typer(no_args_is_help=True, help="Honeypot scenario files.")
 app.add_typer(scenarios_app, name="scenarios")
+from fabula.data.commands import data_app, generate_command  # noqa: E402 - registered beside the others
+
+app.add_typer(data_app, name="data")
+app.command("generate")(generate_command)
 # Wide tables stay readable when output goes to a file or CI log rather than a terminal.
 console = Console(width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)

@@ -163,6 +163,58 @@ class ExperimentConfig(BaseModel):
     scenarios: list[str] = [str(BUILTIN_DIR)]
 
 
+class GenerateConfig(BaseModel):
+    """One generation run (`fabula generate PIPELINE`): a corpus from a constitution and a taxonomy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline: Literal["stories", "advice", "constitution", "bc", "bc-reasons"]
+    out: Path
+    n: int = Field(100, ge=1)                    # items planned (control arms: instance x sample pairs, at most)
+    seed: int = 0                                # briefs and per-call seeds derive from it
+    backend: Literal["hf", "openai", "anthropic"] = "openai"
+    model: str                                   # the writer
+    judge_backend: Literal["hf", "openai", "anthropic"] | None = None  # None: the writer judges
+    judge_model: str | None = None
+    judge_base_url: str | None = None
+    target_backend: Literal["hf", "openai", "anthropic"] | None = None  # bc arms: the model under test
+    target_model: str | None = None              # None: the writer is the model under test
+    target_base_url: str | None = None
+    constitution: Path | None = None             # None: the shipped default
+    taxonomy: Path | None = None
+    scenarios: list[str] = [str(BUILTIN_DIR)]    # their test split is the contamination reference;
+                                                 # their train split feeds the bc arms
+    temperature: float = Field(1.0, ge=0)        # writing; judges always use 0
+    bridge: int = Field(1, ge=0, le=2)           # stories: 0 action implicit, 1 narrated, 2 the tool call shown
+    think: bool = False                          # advice: value reasoning inside <think> tags
+    twins: bool = True                           # also write each text's twin (the AI acting badly)
+    elicit: bool = True                          # bc arms: an eliciting system line when sampling, never saved
+    samples_per_instance: int = Field(4, ge=1)
+    ideas_per_prompt: int = Field(8, ge=1)
+    dedup_threshold: float = Field(0.8, gt=0, le=1)  # MinHash Jaccard over word 5-grams
+    contamination_threshold: float = Field(0.05, ge=0, le=1)  # share of a text's 8-grams found in test text
+
+    # plumbing: may change between a run and its resumption
+    base_url: str | None = None
+    api_key_env: str | None = None               # the variable's name, never the key
+    concurrency: int = Field(16, ge=1)           # calls in flight
+    rpm: float | None = Field(None, gt=0)        # calls started per minute; None: no limit
+    max_retries: int = Field(6, ge=0)
+    retry_base: float = Field(1.0, ge=0)         # seconds; doubled each retry, with jitter
+    timeout: float = Field(120.0, gt=0)
+    batch_size: int = Field(8, ge=1)             # hf backend: calls sharing one forward pass
+    max_cost: float | None = Field(None, gt=0)   # USD; no new call starts past it
+    price_in: float | None = Field(None, ge=0)   # USD per million tokens; default: the known list price
+    price_out: float | None = Field(None, ge=0)
+    shard_size: int = Field(1000, ge=1)          # item records per JSONL shard
+    cache: Path | None = None                    # None: $FABULA_CACHE/calls.sqlite
+
+    PLUMBING: ClassVar[frozenset] = frozenset({
+        "out", "n", "base_url", "api_key_env", "judge_base_url", "target_base_url", "concurrency", "rpm",
+        "max_retries", "retry_base", "timeout", "batch_size", "max_cost", "price_in", "price_out", "shard_size",
+        "cache"})
+
+
 class ConfigError(ValueError):
     """A settings file or flag that does not validate; the message names the file and field."""
 

@@ -1,0 +1,109 @@
+"""The data commands: `fabula generate PIPELINE` and `fabula data stats|export` (registered in
+fabula.cli, kept here so the CLI module stays one screen per idea)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+data_app = typer.Typer(no_args_is_help=True, help="Generated corpora: statistics and export.")
+
+
+def generate_command(
+    pipeline: str = typer.Argument(..., help="stories | advice | constitution | bc | bc-reasons"),
+    out: Optional[Path] = typer.Option(None, help="Output folder; an unfinished one resumes."),
+    model: Optional[str] = typer.Option(None, help="The writer model (API name, or a local folder/'smollm2' for hf)."),
+    backend: Optional[str] = typer.Option(None, help="openai (default; any OpenAI-compatible server) | anthropic | hf"),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"),
+    api_key_env: Optional[str] = typer.Option(None, help="Name of the variable holding the API key."),
+    n: Optional[int] = typer.Option(None, help="Items to plan (default 100)."),
+    seed: Optional[int] = typer.Option(None),
+    judge_model: Optional[str] = typer.Option(None, help="Judge model (default: the writer)."),
+    judge_backend: Optional[str] = typer.Option(None),
+    target_model: Optional[str] = typer.Option(None, help="bc arms: the model under test (default: the writer)."),
+    target_backend: Optional[str] = typer.Option(None),
+    target_base_url: Optional[str] = typer.Option(None),
+    constitution: Optional[Path] = typer.Option(None, help="Constitution Markdown (default: the shipped one)."),
+    taxonomy: Optional[Path] = typer.Option(None, help="Taxonomy YAML (default: the shipped one)."),
+    scenarios: list[str] = typer.Option(None, help="Scenario files: contamination reference, bc prompts."),
+    bridge: Optional[int] = typer.Option(None, help="stories: 0 action implicit, 1 narrated, 2 tool call shown."),
+    think: Optional[bool] = typer.Option(None, "--think/--no-think", help="advice: value reasoning in <think>."),
+    twins: Optional[bool] = typer.Option(None, "--twins/--no-twins", help="Also write each text's bad-AI twin."),
+    concurrency: Optional[int] = typer.Option(None, help="Calls in flight (default 16)."),
+    rpm: Optional[float] = typer.Option(None, help="Calls started per minute at most."),
+    max_cost: Optional[float] = typer.Option(None, help="USD; stop cleanly before spending more."),
+    price_in: Optional[float] = typer.Option(None, help="USD per million input tokens (overrides the list)."),
+    price_out: Optional[float] = typer.Option(None, help="USD per million output tokens."),
+    dry_run: bool = typer.Option(False, help="Print planned calls, tokens and cost; call nothing."),
+    config: Optional[Path] = typer.Option(None, help="TOML or YAML file of GenerateConfig settings."),
+) -> None:
+    """Generate a training corpus (and its twin) with an LLM: resumable, cached, filtered."""
+    from fabula.backends.base import BackendError
+    from fabula.cli import console, fail, load_config
+    from fabula.config import GenerateConfig
+    from fabula.data.generate import GenerateError, dry_run as plan_only, generate
+    from fabula.data.inputs import InputError
+
+    overrides = {"pipeline": pipeline, "out": out or (None if config else Path("data") / pipeline),
+                 "model": model, "backend": backend, "base_url": base_url, "api_key_env": api_key_env, "n": n,
+                 "seed": seed, "judge_model": judge_model, "judge_backend": judge_backend,
+                 "target_model": target_model, "target_backend": target_backend, "target_base_url": target_base_url,
+                 "constitution": constitution, "taxonomy": taxonomy, "scenarios": scenarios or None,
+                 "bridge": bridge, "think": think, "twins": twins, "concurrency": concurrency, "rpm": rpm,
+                 "max_cost": max_cost, "price_in": price_in, "price_out": price_out}
+    cfg = load_config(GenerateConfig, config, None, overrides)
+    try:
+        if dry_run:
+            plan_only(cfg, console)
+            return
+        result = generate(cfg, console)
+    except (GenerateError, InputError, BackendError) as exc:
+        fail(str(exc), code=1)
+    if result["stopped"]:
+        raise typer.Exit(3)
+
+
+@data_app.command("stats")
+def stats_command(
+    path: Path = typer.Argument(..., help="A corpus .jsonl file or a `fabula generate` folder."),
+    tokenizer: Optional[str] = typer.Option(None, help="Count tokens with this tokenizer ('smollm2' or a folder)."),
+) -> None:
+    """Counts, tokens, theme and pressure coverage, diversity, and filter pass rates."""
+    from fabula.cli import console, fail
+    from fabula.data.stats import corpus_stats, filters_of, load_corpus
+
+    try:
+        records = load_corpus(path)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    tok = None
+    if tokenizer:
+        from fabula.backends.hf import load_tokenizer
+
+        tok = load_tokenizer(tokenizer)
+    stats = corpus_stats(records, tok)
+    table = Table(title=f"{path}: tokens {stats['tokenizer']}")
+    for column in ("arm", "documents", "tokens", "words", "distinct-1", "distinct-2", "distinct-3",
+                   "mean pairwise Jaccard"):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for arm, s in stats["arms"].items():
+        jaccard = "-" if s["mean_pairwise_jaccard"] is None else f"{s['mean_pairwise_jaccard']:.3f}"
+        table.add_row(arm, f"{s['documents']:,}", f"{s['tokens']:,}", f"{s['words']:,}", f"{s['distinct_1']:.3f}",
+                      f"{s['distinct_2']:.3f}", f"{s['distinct_3']:.3f}", jaccard)
+    console.print(table)
+    for arm, s in stats["arms"].items():
+        for what in ("themes", "pressures", "genres"):
+            if s[what]:
+                console.print(f"{arm} {what}: " + ", ".join(f"{k} {v}" for k, v in s[what].items()), highlight=False)
+    filters = filters_of(path)
+    if filters:
+        items = filters["items"] or 1
+        console.print(f"filters: {filters['items']} items; per item: " + ", ".join(
+            f"{k} {v} ({v / items:.0%})" for k, v in sorted(filters["outcomes"].items(), key=lambda kv: -kv[1]))
+            + f"; then near-duplicates {filters['near_duplicates']}, contaminated {len(filters['contaminated'])}; "
+            f"in the corpus {filters['kept']} ({filters['kept'] / items:.0%})", highlight=False)
+        for reason, count in filters["reasons"].items():
+            console.print(f"  {count:>5}  {reason}", highlight=False)

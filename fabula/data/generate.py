@@ -1,0 +1,253 @@
+"""`fabula generate PIPELINE`: plan items, run them concurrently and resumably, then filter.
+
+OUT/
+  generate.json      the settings (no secrets), versions and progress
+  items/shard-*.jsonl  every finished item with every stage, kept or rejected and why
+  <arm>.jsonl        the corpus: kept items after near-duplicate and contamination filters
+  filters.json       how many items each filter let through
+  stats.json         counts, tokens, coverage and diversity (`fabula data stats`)
+
+Killing the run at any moment and rerunning the same command gives the same final files: the
+items written stay, the ones in flight are redone (their finished calls come from the cache),
+and the corpus is rebuilt from the shards in id order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from fabula.backends.base import BackendError
+from fabula.config import GenerateConfig
+from fabula.contamination import check, evaluation_texts, reference_ngrams
+from fabula.data.cache import CallCache
+from fabula.data.calls import BudgetExhausted, Caller, Prices, known_prices
+from fabula.data.clients import make_client
+from fabula.data.filters import near_duplicates
+from fabula.data.inputs import DEFAULT_CONSTITUTION, DEFAULT_TAXONOMY, load_constitution, load_taxonomy
+from fabula.data.pipelines import PIPELINES, Context, outputs, seeded_order
+from fabula.data.shards import Shards
+from fabula.data.stats import corpus_stats
+from fabula.jsonl import write_json_atomic
+
+
+class GenerateError(Exception):
+    """Settings or inputs that cannot make this corpus; the message says which and why."""
+
+
+def measured(cfg: GenerateConfig) -> dict:
+    return {k: v for k, v in cfg.model_dump(mode="json").items() if k not in GenerateConfig.PLUMBING}
+
+
+def prices(cfg: GenerateConfig, model: str) -> Prices | None:
+    if cfg.price_in is not None or cfg.price_out is not None:
+        return Prices(cfg.price_in or 0.0, cfg.price_out or 0.0)
+    return known_prices(model) if cfg.backend != "hf" else Prices(0.0, 0.0)
+
+
+def _instances(cfg: GenerateConfig) -> list:
+    """Train-split instances that sample mode can gate: the bc arms' prompts."""
+    from fabula.evals.scenario import ScenarioError, load_instances
+
+    try:
+        found = [i for i in load_instances(cfg.scenarios) if i.split == "train" and "sample" in i.modes and i.gates]
+    except ScenarioError as exc:
+        raise GenerateError(str(exc)) from None
+    if not found:
+        raise GenerateError(f"no train-split scenarios with gates in {', '.join(cfg.scenarios)}: the bc arms "
+                            "sample the model on them")
+    return found
+
+
+def context(cfg: GenerateConfig, cache: CallCache | None) -> Context:
+    """Inputs validated and callers built; with no cache (a dry run) no client is built at all."""
+    constitution = load_constitution(cfg.constitution or DEFAULT_CONSTITUTION)
+    taxonomy = load_taxonomy(cfg.taxonomy or DEFAULT_TAXONOMY)
+    writer = judge = target = None
+    if cache is not None:
+        def caller(backend: str, model: str, base_url: str | None) -> Caller:
+            client = make_client(backend, model, base_url=base_url, api_key_env=cfg.api_key_env,
+                                 timeout=cfg.timeout, batch_size=cfg.batch_size)
+            return Caller(client, cache, concurrency=cfg.concurrency, rpm=cfg.rpm, max_retries=cfg.max_retries,
+                          retry_base=cfg.retry_base, prices=prices(cfg, model), max_cost=cfg.max_cost)
+        writer = caller(cfg.backend, cfg.model, cfg.base_url)
+        judge = writer if cfg.judge_model is None else caller(
+            cfg.judge_backend or cfg.backend, cfg.judge_model, cfg.judge_base_url or cfg.base_url)
+        if cfg.target_model is not None:
+            target = caller(cfg.target_backend or cfg.backend, cfg.target_model, cfg.target_base_url or cfg.base_url)
+    return Context(writer=writer, judge=judge, target=target, constitution=constitution, taxonomy=taxonomy,
+                   seed=cfg.seed, temperature=cfg.temperature, bridge=cfg.bridge, think=cfg.think, twins=cfg.twins,
+                   ideas_per_prompt=cfg.ideas_per_prompt, samples_per_instance=cfg.samples_per_instance,
+                   elicit=cfg.elicit, instances=_instances(cfg) if cfg.pipeline.startswith("bc") else [])
+
+
+def dry_run(cfg: GenerateConfig, console: Console) -> dict:
+    """The calls, tokens and (for priced models) dollars a run would spend, before any call."""
+    ctx = context(cfg, cache=None)
+    pipeline = PIPELINES[cfg.pipeline]
+    items = pipeline.plan(ctx, cfg.n)
+    per_stage: dict[str, Counter] = {}
+    for item in items:
+        for stage, tokens_in, tokens_out in pipeline.estimate(ctx, item):
+            per_stage.setdefault(stage, Counter()).update({"calls": 1, "in": tokens_in, "out": tokens_out})
+    price = prices(cfg, cfg.model)
+    table = Table(title=f"{cfg.pipeline}: {len(items)} items, planned calls (before retries and filters)")
+    for column in ("stage", "calls", "input tokens", "output tokens"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for stage, c in per_stage.items():
+        table.add_row(stage, f"{c['calls']:,}", f"{c['in']:,}", f"{c['out']:,}")
+    total = sum(per_stage.values(), Counter())
+    table.add_row("total", f"{total['calls']:,}", f"{total['in']:,}", f"{total['out']:,}")
+    console.print(table)
+    cost = price.cost(total["in"], total["out"]) if price else None
+    console.print(f"estimated cost: ${cost:,.2f} at ${price.input}/${price.output} per million tokens "
+                  "(cached calls cost nothing)" if cost is not None else
+                  f"no price known for {cfg.model!r}: pass --price-in and --price-out (USD per million tokens)")
+    return {"items": len(items), "calls": total["calls"], "input_tokens": total["in"],
+            "output_tokens": total["out"], "cost": cost}
+
+
+def _open(cfg: GenerateConfig) -> None:
+    meta = cfg.out / "generate.json"
+    if meta.exists():
+        before = json.loads(meta.read_text())["config"]
+        now = measured(cfg)
+        changed = sorted(k for k in now if before.get(k) != now[k])
+        if changed:
+            k = changed[0]
+            raise GenerateError(f"{cfg.out} holds a run made with other settings ({k}: {before.get(k)!r} there, "
+                                f"{now[k]!r} now); choose another --out or repeat the original settings")
+    elif cfg.out.exists() and any(cfg.out.iterdir()):
+        raise GenerateError(f"{cfg.out} exists and is not a generation folder; choose another --out")
+
+
+def _write_meta(cfg: GenerateConfig, **state) -> None:
+    from fabula.evals.run import _version
+
+    write_json_atomic(cfg.out / "generate.json", {
+        "config": measured(cfg), "versions": {p: _version(p) for p in ("fabula", "openai", "anthropic", "datasketch")},
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **state})
+
+
+async def _run_items(ctx: Context, pipeline, todo: list[dict], shards: Shards, cfg: GenerateConfig,
+                     progress: Progress, task) -> str | None:
+    """Run items with at most `concurrency` in flight; returns why it stopped early, or None."""
+    gate = asyncio.Semaphore(cfg.concurrency)
+    stop: list[str] = []
+
+    async def one(item: dict) -> None:
+        async with gate:
+            if stop:
+                return
+            try:
+                record = await pipeline.run(ctx, item)
+            except BudgetExhausted as exc:
+                stop.append(f"max cost reached ({exc})")
+                return
+            shards.append(record)
+            spent = ctx.writer.spent + (ctx.judge.spent if ctx.judge is not ctx.writer else 0.0)
+            progress.update(task, advance=1, status=f"${spent:.2f} · {ctx.writer.counts['calls']} calls · "
+                            f"{ctx.writer.counts['cached']} cached · {ctx.writer.counts['retries']} retries")
+
+    tasks = [asyncio.create_task(one(item)) for item in todo]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    finally:
+        for caller in {id(c): c for c in (ctx.writer, ctx.judge, ctx.target) if c is not None}.values():
+            await caller.client.close()
+    return stop[0] if stop else None
+
+
+def generate(cfg: GenerateConfig, console: Console | None = None) -> dict:
+    console = console or Console()
+    pipeline = PIPELINES[cfg.pipeline]
+    _open(cfg)
+    from fabula.backends.smollm2 import cache_dir
+
+    cache = CallCache(cfg.cache or cache_dir() / "calls.sqlite")
+    ctx = context(cfg, cache)
+    if cfg.max_cost is not None and ctx.writer.prices is None:
+        raise GenerateError(f"--max-cost needs a price for {cfg.model!r}: pass --price-in and --price-out")
+    items = pipeline.plan(ctx, cfg.n)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    _write_meta(cfg, planned=len(items), complete=False)
+    shards = Shards(cfg.out / "items", cfg.shard_size)
+    done = shards.done()
+    todo = seeded_order([i for i in items if i["id"] not in done], cfg.seed)
+    stopped = None
+    with Progress(TextColumn(f"{cfg.pipeline}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.fields[status]}"), console=console) as progress:
+        task = progress.add_task("items", total=len(items), completed=len(items) - len(todo), status="")
+        try:
+            stopped = asyncio.run(_run_items(ctx, pipeline, todo, shards, cfg, progress, task))
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+        except BackendError as exc:
+            raise GenerateError(f"{exc} ({len(shards.done())} of {len(items)} items are saved; rerun to continue)") \
+                from None
+        finally:
+            cache.close()
+    planned = {i["id"] for i in items}
+    summary = finalize(cfg, pipeline, [r for r in shards.all() if r["id"] in planned], console)
+    complete = len(shards.done() & planned) == len(items)
+    _write_meta(cfg, planned=len(items), complete=complete, stopped=stopped,
+                calls=dict(ctx.writer.counts), spent=round(ctx.writer.spent, 4))
+    if stopped:
+        console.print(f"[yellow]stopped early: {stopped}. {len(shards.done() & planned)} of {len(items)} items "
+                      "are saved; rerun the same command to continue.")
+    return summary | {"complete": complete, "stopped": stopped}
+
+
+def _text(record: dict, roles: tuple[str, ...] = ("system", "user", "assistant")) -> str:
+    return record.get("text") or "\n".join(m["content"] for m in record["messages"] if m["role"] in roles)
+
+
+def finalize(cfg: GenerateConfig, pipeline, records: list[dict], console: Console) -> dict:
+    """Corpus files from the kept items, after near-duplicate and contamination filters, in id
+    order: the same shards always give the same files, however the run was interrupted."""
+    reasons = Counter(r["reason"].split(":")[0] if r["reason"] else "kept" for r in records)
+    corpus = [o for r in records if r["kept"]
+              for o in outputs(pipeline, r, cfg.model, cfg.bridge, cfg.think)]
+    # Chats are compared on what the assistant wrote: bc samples share their scenario's prompt.
+    primary = [(o["id"], _text(o, ("assistant",))) for o in corpus if not o["arm"].endswith("-twin")]
+    duplicates = near_duplicates(primary, cfg.dedup_threshold)
+    reference = reference_ngrams(evaluation_texts(cfg.scenarios))
+    report = check([(f"{o['arm']}/{o['id']}", _text(o)) for o in corpus], reference,
+                   threshold=cfg.contamination_threshold)
+    contaminated = {doc.split("/", 1)[1] for doc, _, _ in report.flagged}
+    final = [o for o in corpus if o["id"] not in duplicates and o["id"] not in contaminated]
+    arms = sorted({o["arm"] for o in corpus} | {pipeline.name})
+    for arm in arms:
+        path = cfg.out / f"{arm}.jsonl"
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(o, ensure_ascii=False) + "\n" for o in final if o["arm"] == arm))
+        tmp.replace(path)
+    filters = {"items": len(records), "outcomes": dict(reasons),
+               "reasons": dict(Counter(r["reason"] for r in records if r["reason"]).most_common(20)),
+               "near_duplicates": len(duplicates), "contaminated": sorted(contaminated),
+               "contamination": report.summary(), "kept": len({o["id"] for o in final})}
+    write_json_atomic(cfg.out / "filters.json", filters)
+    stats = corpus_stats(final)
+    write_json_atomic(cfg.out / "stats.json", stats | {"filters": filters})
+    console.print(f"{filters['kept']} of {len(records)} items kept ({dict(reasons)}); "
+                  f"{len(duplicates)} near-duplicates, {len(contaminated)} contaminated dropped. "
+                  f"{report.summary()}")
+    console.print("corpus: " + ", ".join(f"{cfg.out / f'{arm}.jsonl'} ({sum(o['arm'] == arm for o in final)})"
+                                         for arm in arms))
+    return {"kept": filters["kept"], "items": len(records), "arms": arms}
+
+
+def corpus_files(out: Path) -> list[Path]:
+    return sorted(p for p in out.glob("*.jsonl"))

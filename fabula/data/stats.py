@@ -1,0 +1,86 @@
+"""`fabula data stats`: what a corpus holds, how evenly it covers the taxonomy, how diverse it is.
+
+Diversity is reported two ways: distinct-n (unique n-grams over all n-grams, higher is more
+varied) and the mean pairwise Jaccard similarity of word 5-gram sets estimated with MinHash
+(lower is more varied; near-duplicates sit above 0.8).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+from fabula.contamination import WORD
+from fabula.data.filters import minhash
+
+CHARS_PER_TOKEN = 4  # without a tokenizer: the usual rule of thumb for English BPE
+
+
+def _text(record: dict) -> str:
+    if "text" in record:
+        return record["text"]
+    return "\n".join(m["content"] for m in record.get("messages", []))
+
+
+def distinct(texts: list[str], n: int) -> float:
+    grams = Counter()
+    for text in texts:
+        words = WORD.findall(text.lower())
+        grams.update(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    return len(grams) / max(1, sum(grams.values()))
+
+
+def mean_pairwise_similarity(texts: list[str], max_docs: int = 300, seed: int = 0) -> float | None:
+    if len(texts) < 2:
+        return None
+    sample = random.Random(seed).sample(texts, min(max_docs, len(texts)))
+    hashes = [minhash(t) for t in sample]
+    pairs = list(itertools.combinations(hashes, 2))
+    return sum(a.jaccard(b) for a, b in pairs) / len(pairs)
+
+
+def corpus_stats(records: list[dict], tokenizer=None) -> dict:
+    """Per arm: documents, tokens, words, coverage of themes, pressures and genres, diversity."""
+    arms: dict[str, dict] = {}
+    for arm in sorted({r.get("arm", "corpus") for r in records}):
+        rows = [r for r in records if r.get("arm", "corpus") == arm]
+        texts = [_text(r) for r in rows]
+        tokens = (sum(len(tokenizer(t).input_ids) for t in texts) if tokenizer is not None
+                  else sum(len(t) for t in texts) // CHARS_PER_TOKEN)
+        arms[arm] = {
+            "documents": len(rows), "tokens": tokens, "words": sum(len(t.split()) for t in texts),
+            "themes": dict(Counter(t for r in rows for t in r.get("themes") or []).most_common()),
+            "pressures": dict(Counter(r["pressure"] for r in rows if r.get("pressure")).most_common()),
+            "genres": dict(Counter(r["genre"] for r in rows if r.get("genre")).most_common()),
+            "distinct_1": round(distinct(texts, 1), 4), "distinct_2": round(distinct(texts, 2), 4),
+            "distinct_3": round(distinct(texts, 3), 4),
+            "mean_pairwise_jaccard": mean_pairwise_similarity(texts),
+        }
+    return {"tokenizer": "model" if tokenizer is not None else f"approx ({CHARS_PER_TOKEN} characters per token)",
+            "arms": arms}
+
+
+def load_corpus(path: Path) -> list[dict]:
+    """Records of one corpus file, or of every corpus file in a generation folder."""
+    import datasets
+
+    datasets.disable_progress_bars()
+
+    files = sorted(p for p in path.glob("*.jsonl")) if path.is_dir() else [path]
+    if not files:
+        raise FileNotFoundError(f"{path}: no .jsonl corpus files")
+    records = []
+    for file in files:
+        if file.stat().st_size == 0:
+            continue
+        records += [dict(r) | {"arm": r.get("arm") or file.stem}
+                    for r in datasets.load_dataset("json", data_files=str(file), split="train")]
+    return records
+
+
+def filters_of(path: Path) -> dict | None:
+    found = (path if path.is_dir() else path.parent) / "filters.json"
+    return json.loads(found.read_text()) if found.exists() else None
