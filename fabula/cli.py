@@ -291,7 +291,9 @@ def run_command(
                        "organism: does the persona prior track honeypot misalignment?")
     for table in tables(result):
         console.print(table)
-    console.print(f"run folder: {out} (summary.json, rates.png, mediation.png, models/, evals/); {result['seconds']} s")
+    _report(out)
+    console.print(f"run folder: {out} (summary.json, report.html, rates.png, mediation.png, models/, evals/); "
+                  f"{result['seconds']} s")
 
 
 def _corpus_spec(text: str) -> dict:
@@ -364,7 +366,32 @@ def experiment_command(
                        f"{cfg.model}: does the persona prior track honeypot misalignment?")
     for table in tables(result):
         console.print(table)
-    console.print(f"experiment folder: {folder} (summary.json, rates.png, models/, evals/); {result['seconds']} s")
+    _report(folder)
+    console.print(f"experiment folder: {folder} (summary.json, report.html, rates.png, models/, evals/); "
+                  f"{result['seconds']} s")
+
+
+def _report(folder: Path) -> None:
+    """Every run ends with its HTML report beside its summary."""
+    from fabula.report import write_report
+
+    path = write_report([folder], folder / "report.html")
+    console.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB; open it in a browser)")
+
+
+@app.command("report")
+def report_command(
+    runs: list[Path] = typer.Argument(..., help="Folders of fabula eval, run or experiment, or a generated corpus."),
+    out: Path = typer.Option(Path("report.html"), "-o", "--out", help="The HTML file to write."),
+) -> None:
+    """One self-contained HTML report of one or more runs (plots embedded, no network needed)."""
+    from fabula.report import ReportError, write_report
+
+    try:
+        path = write_report(runs, out)
+    except ReportError as exc:
+        fail(str(exc))
+    console.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

@@ -18,11 +18,10 @@ from inspect_ai.solver import TaskState, generate
 
 from fabula import stats
 from fabula.config import EvalConfig
-from fabula.evals.gates import apply_gates, parse_tool_calls
 from fabula.evals.render import messages
 from fabula.evals.run import plan
 from fabula.evals.scenario import BUILTIN_DIR, Instance, load_instances
-from fabula.evals.scoring import JUDGE_TEMPLATE, base_record, combine, parse_yes_no
+from fabula.evals.scoring import JUDGE_SETTINGS, base_record, judge_prompt, sample_verdict
 
 ROLES = {"system": ChatMessageSystem, "user": ChatMessageUser}
 
@@ -94,33 +93,23 @@ def misalignment(scenarios: str | list[str] | None = None, judge: str | None = N
 
     async def score(state: TaskState, target: Target) -> Score:
         instance, reply = instances[str(state.sample_id)], state.output.completion
-        calls = parse_tool_calls(reply, instance.tools)
-        gates = apply_gates(instance, calls) if instance.gates else None
-        judge_entry, model = None, _judge_model(judge)
+        model, judged = _judge_model(judge), None
         if model is None and rule == "judge":
             raise ValueError("rule 'judge' needs a judge: -T judge=<model> or --model-role judge=<model>")
         if model is not None and instance.judge:
-            prompt = JUDGE_TEMPLATE.format(system=instance.system.strip(), prompt=instance.prompt.strip(),
-                                           reply=reply.strip(), question=instance.judge)
-            raw = (await model.generate(prompt, config=GenerateConfig(temperature=0.0, max_tokens=16))).completion
-            judge_entry = {"prompt": prompt, "raw": raw, "answer": parse_yes_no(raw)}
-        verdict, decided_by = combine(gates.misaligned if gates else None,
-                                      judge_entry["answer"] if judge_entry else None, rule)
-        details = {  # the fields of a fabula sample record, so a log converts back to records
-            "calls": [{"name": c.name, "args": c.args} for c in calls],
-            "gates": None if gates is None else {"misaligned": gates.misaligned, "tripped": gates.tripped,
-                                                 "evidence": gates.evidence},
-            "judge": judge_entry, "combine": rule, "decided_by": decided_by,
-            "verdict": {True: "misaligned", False: "aligned", None: "unscored"}[verdict],
-        }
-        answer = "\n".join(f"{c.name} {json.dumps(c.args)}" for c in calls)
+            prompt = judge_prompt(instance, reply)
+            settings = GenerateConfig(temperature=JUDGE_SETTINGS.temperature, max_tokens=JUDGE_SETTINGS.max_tokens)
+            judged = (prompt, (await model.generate(prompt, config=settings)).completion)
+        record = sample_verdict(instance, reply, judged, rule)
+        details = {k: v for k, v in record.items() if k not in ("completion", "misaligned")}
+        answer = "\n".join(f"{c['name']} {json.dumps(c['args'])}" for c in record["calls"])
         explanation = "\n".join(
-            [f"{details['verdict']} (decided by {decided_by}, rule {rule})"]
-            + ((gates.evidence or ["no gate matched"]) if gates else ["no gates"])
-            + ([f"judge answered {judge_entry['raw']!r} to: {instance.judge}"] if judge_entry else []))
-        if verdict is None:
-            return Score.unscored(reason="grader_failed" if judge_entry else "scoring_failed", answer=answer,
+            [f"{record['verdict']} (decided by {record['decided_by']}, rule {rule})"]
+            + ((record["gates"]["evidence"] or ["no gate matched"]) if record["gates"] else ["no gates"])
+            + ([f"judge answered {judged[1]!r} to: {instance.judge}"] if judged else []))
+        if record["misaligned"] is None:
+            return Score.unscored(reason="grader_failed" if judged else "scoring_failed", answer=answer,
                                   explanation=explanation, metadata=details)
-        return Score(value=int(verdict), answer=answer, explanation=explanation, metadata=details)
+        return Score(value=int(record["misaligned"]), answer=answer, explanation=explanation, metadata=details)
 
     return score

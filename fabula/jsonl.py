@@ -39,7 +39,8 @@ def read_records(path: Path, repair: bool = False) -> list[dict]:
         with open(path, "r+b") as handle:
             handle.truncate(end)
     records = []
-    for number, line in enumerate(raw[:end].decode().splitlines(), 1):
+    # split on "\n" only: str.splitlines also breaks at \x1c, \x85, \u2028, which a JSON string may hold raw
+    for number, line in enumerate(raw[:end].decode().split("\n"), 1):
         if not line.strip():
             continue
         try:

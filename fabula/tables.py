@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 
-def _pct(rate: float, ci: list[float]) -> str:
+def pct(rate: float, ci: list[float]) -> str:
     return f"{rate:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]"
 
 
@@ -27,9 +27,9 @@ def summary_tables(summary: dict) -> list[Table]:
         for key, g in summary["groups"][grouping].items():
             row = [f"{grouping}: {key}" if grouping != "overall" else "all",
                    f"{g['n']} ({g['scenarios']})" + (f" +{g['unscored']} unscored" if g["unscored"] else ""),
-                   _pct(g["rate"], g["ci"])]
+                   pct(g["rate"], g["ci"])]
             if choice:
-                row += [_pct(g["rate_calibrated"], g["ci_calibrated"]), f"{g['agreement']:.0%}",
+                row += [pct(g["rate_calibrated"], g["ci_calibrated"]), f"{g['agreement']:.0%}",
                         f"{g['mean_margin']:+.3f}", f"{g['mean_margin_calibrated']:+.2f}"]
             table.add_row(*row)
         table.add_section()
@@ -63,8 +63,8 @@ def compare_table(result: dict, title: str) -> Table:
         shift = row.get("margin_shift")
         table.add_row(
             name, str(row["scenarios"]),
-            f"{b['k']}/{b['n']} " + _pct(b["rate"]["estimate"], [b["rate"]["low"], b["rate"]["high"]]),
-            f"{t['k']}/{t['n']} " + _pct(t["rate"]["estimate"], [t["rate"]["low"], t["rate"]["high"]]),
+            f"{b['k']}/{b['n']} " + pct(b["rate"]["estimate"], [b["rate"]["low"], b["rate"]["high"]]),
+            f"{t['k']}/{t['n']} " + pct(t["rate"]["estimate"], [t["rate"]["low"], t["rate"]["high"]]),
             f"{ratio['estimate']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]",
             f"[{boot['low']:.2f}, {boot['high']:.2f}]" + (" paired" if row["paired"] else ""),
             f"{row['p_value']:.3g}",
@@ -84,9 +84,9 @@ def persona_table(result: dict, title: str) -> Table:
         + [(f"pressure: {k}", v) for k, v in result["by_pressure"].items()]
     for name, s in rows:
         boot = s.get("bootstrap_misaligned")
-        table.add_row(name, f"{s['n']} ({s['scenarios']})", _pct(s["rate"], s["ci"]),
+        table.add_row(name, f"{s['n']} ({s['scenarios']})", pct(s["rate"], s["ci"]),
                       f"[{boot[0]:.0%}, {boot[1]:.0%}]" if boot else "",
-                      _pct(s["rate_calibrated"], s["ci_calibrated"]), f"{s['mean_margin']:+.3f}")
+                      pct(s["rate_calibrated"], s["ci_calibrated"]), f"{s['mean_margin']:+.3f}")
         if name == "all" or name == f"form: {list(result['by_form'])[-1]}":
             table.add_section()
     return table

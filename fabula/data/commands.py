@@ -107,3 +107,20 @@ def stats_command(
             f"in the corpus {filters['kept']} ({filters['kept'] / items:.0%})", highlight=False)
         for reason, count in filters["reasons"].items():
             console.print(f"  {count:>5}  {reason}", highlight=False)
+
+
+@data_app.command("export")
+def export_command(
+    path: Path = typer.Argument(..., help="A corpus file, a `fabula generate` folder, or a run folder."),
+    out: Path = typer.Option(..., "-o", "--out", help="The `datasets` folder to write (load_from_disk reads it)."),
+) -> None:
+    """Write a corpus or run as a Hugging Face `datasets` folder, with a dataset card."""
+    from fabula.cli import console, fail
+    from fabula.data.export import ExportError, export
+
+    try:
+        dataset = export(path, out)
+    except (ExportError, FileNotFoundError) as exc:
+        fail(str(exc))
+    console.print(f"{out}: " + ", ".join(f"{name} ({len(ds):,} rows)" for name, ds in dataset.items())
+                  + "; card in README.md", highlight=False)

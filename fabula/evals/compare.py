@@ -56,6 +56,8 @@ def compare_groups(base_runs: list[list[dict]], treated_runs: list[list[dict]], 
     for name in [g for g in gb if g in gt]:
         kb, nb = _counts(gb[name], key)
         kt, nt = _counts(gt[name], key)
+        if not nb or not nt:  # nothing scored on one side (sample mode: all unscored)
+            continue
         vb = stats.pool_seeds([instance_values(run, key) for run in gb[name]])
         vt = stats.pool_seeds([instance_values(run, key) for run in gt[name]])
         row = {

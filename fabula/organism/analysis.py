@@ -151,7 +151,7 @@ def analyse(models: dict, log_families: list[str], control: float | None) -> dic
 # ------------------------------------------------------------------ rendering
 
 
-def _ci(d: dict | None, digits: int = 3, signed: bool = True) -> str:
+def interval_text(d: dict | None, digits: int = 3, signed: bool = True) -> str:
     if not d:
         return "-"
     fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
@@ -176,7 +176,7 @@ def tables(result: dict) -> list[Table]:
         for col in ("comparison", "share shift", "margin shift"):
             shifts.add_column(col, justify="left" if col == "comparison" else "right")
         for name, row in result["persona_shift"].items():
-            shifts.add_row(name, _ci(row.get("share_shift"), 2), _ci(row.get("margin_shift"), 3))
+            shifts.add_row(name, interval_text(row.get("share_shift"), 2), interval_text(row.get("margin_shift"), 3))
         out.append(shifts)
     med = result.get("persona", {})
     if med.get("points"):
@@ -203,7 +203,7 @@ def tables(result: dict) -> list[Table]:
                 row = entry[g]
                 ratio = row["ratio_log"]
                 boot = row["ratio_bootstrap"]
-                t.add_row(name, g, _ci(row.get("share_shift"), 2), _ci(row.get("margin_shift"), 3),
+                t.add_row(name, g, interval_text(row.get("share_shift"), 2), interval_text(row.get("margin_shift"), 3),
                           f"{ratio['estimate']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]",
                           f"[{boot['low']:.2f}, {boot['high']:.2f}]", f"{row['p_value']:.3g}")
             t.add_section()

@@ -31,6 +31,7 @@ def test_tiny_experiment_trains_evaluates_compares_and_caches(tmp_path):
     assert (out / "rates.png").exists() and "content effect" in result.output
     assert summary["models"]["bc"]["persona"]["n"] == 84 and "bc vs twin" in summary["persona_shift"]
     assert len(summary["persona"]["points"]) == 4 and (out / "mediation.png").exists()
+    assert "bc-twin" in (out / "report.html").read_text()
 
     stamp = (out / "models" / "bc-s0" / "train.json").stat().st_mtime
     again = runner.invoke(app, ["experiment", str(config), "--out", str(out)])

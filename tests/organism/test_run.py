@@ -44,6 +44,8 @@ def test_smoke_run_reports_prior_arms_and_content(smoke_run):
     assert {"tiny/ef0.8/prior", "tiny/ef0.8/stories-b2 vs twin", "tiny/ef0.8/bc vs baseline"} <= set(summary["persona_shift"])
     assert len(summary["persona"]["points"]) == 6 and summary["persona"]["mediation_share"]["models"] == 6
     assert (out / "mediation.png").exists() and "mediation" in output
+    report = (out / "report.html").read_text()  # written at the end of every run
+    assert "tiny/ef0.8/stories-b2-twin" in report and "data:image/png;base64," in report
 
 
 def test_every_model_is_an_hf_folder_fabula_eval_loads(smoke_run, tmp_path):
