@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install clean
+.PHONY: run test install clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/fabula run
 
-test: install
+# The report's browser test needs Debian's chromium (skipped, with its reason, where it cannot be had).
+chromium:
+	@command -v chromium >/dev/null || apt-get install -y -q chromium >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) || \
+		echo "chromium could not be installed: the report's browser test will be skipped"
+
+test: install chromium
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -25,8 +25,8 @@ class CallCache:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, reply TEXT NOT NULL, "
-                        "input_tokens INTEGER, output_tokens INTEGER, model TEXT, created REAL DEFAULT "
-                        "(unixepoch('subsec')))")
+                        "input_tokens INTEGER, output_tokens INTEGER, model TEXT, created TEXT DEFAULT "
+                        "(strftime('%Y-%m-%dT%H:%M:%f', 'now')))")
 
     def get(self, key: str) -> tuple[str, int, int] | None:
         row = self.db.execute("SELECT reply, input_tokens, output_tokens FROM calls WHERE key = ?",

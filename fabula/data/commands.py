@@ -3,6 +3,7 @@ fabula.cli, kept here so the CLI module stays one screen per idea)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -98,6 +99,12 @@ def stats_command(
         for what in ("themes", "pressures", "genres"):
             if s[what]:
                 console.print(f"{arm} {what}: " + ", ".join(f"{k} {v}" for k, v in s[what].items()), highlight=False)
+    saved = path / "stats.json" if path.is_dir() else None
+    for arm, s in (json.loads(saved.read_text()).get("written", {}) if saved and saved.exists() else {}).items():
+        jaccard = "-" if s["mean_pairwise_jaccard"] is None else f"{s['mean_pairwise_jaccard']:.3f}"
+        console.print(f"{arm}, before the filters: {s['documents']:,} texts, {s['words']:,} words, distinct-1/2/3 "
+                      f"{s['distinct_1']:.3f}/{s['distinct_2']:.3f}/{s['distinct_3']:.3f}, mean pairwise Jaccard "
+                      f"{jaccard}", highlight=False)
     filters = filters_of(path)
     if filters:
         items = filters["items"] or 1

@@ -18,7 +18,6 @@ import asyncio
 import json
 import time
 from collections import Counter
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -32,7 +31,7 @@ from fabula.data.calls import BudgetExhausted, Caller, Prices, known_prices
 from fabula.data.clients import make_client
 from fabula.data.filters import near_duplicates
 from fabula.data.inputs import DEFAULT_CONSTITUTION, DEFAULT_TAXONOMY, load_constitution, load_taxonomy
-from fabula.data.pipelines import PIPELINES, Context, outputs, seeded_order
+from fabula.data.pipelines import PIPELINES, Context, outputs
 from fabula.data.shards import Shards
 from fabula.data.stats import corpus_stats
 from fabula.jsonl import write_json_atomic
@@ -185,7 +184,9 @@ def generate(cfg: GenerateConfig, console: Console | None = None) -> dict:
     _write_meta(cfg, planned=len(items), complete=False)
     shards = Shards(cfg.out / "items", cfg.shard_size)
     done = shards.done()
-    todo = seeded_order([i for i in items if i["id"] not in done], cfg.seed)
+    # In id order: briefs are stratified over any prefix, so a run stopped early still covers the
+    # taxonomy evenly, and `--n` set to what finished gives exactly the finished items.
+    todo = [i for i in items if i["id"] not in done]
     stopped = None
     with Progress(TextColumn(f"{cfg.pipeline}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[status]}"), console=console) as progress:
@@ -214,6 +215,12 @@ def _text(record: dict, roles: tuple[str, ...] = ("system", "user", "assistant")
     return record.get("text") or "\n".join(m["content"] for m in record["messages"] if m["role"] in roles)
 
 
+def _final_text(pipeline, record: dict) -> str | None:
+    """The last text an item's writer produced (the revision, or the reply for the bc arms)."""
+    stages = record["stages"]
+    return stages.get(pipeline.text_key) if pipeline.text_key else stages.get("reasons") or stages.get("reply")
+
+
 def finalize(cfg: GenerateConfig, pipeline, records: list[dict], console: Console) -> dict:
     """Corpus files from the kept items, after near-duplicate and contamination filters, in id
     order: the same shards always give the same files, however the run was interrupted."""
@@ -240,14 +247,14 @@ def finalize(cfg: GenerateConfig, pipeline, records: list[dict], console: Consol
                "contamination": report.summary(), "kept": len({o["id"] for o in final})}
     write_json_atomic(cfg.out / "filters.json", filters)
     stats = corpus_stats(final)
-    write_json_atomic(cfg.out / "stats.json", stats | {"filters": filters})
+    # The same figures over everything written, kept or not: what the writer produces, before
+    # the filters choose (with a weak writer the corpus may be empty).
+    written = [{"arm": f"{pipeline.name} (all written)", "text": text, "pressure": r["brief"].get("pressure"),
+                "genre": r["brief"].get("genre")} for r in records if (text := _final_text(pipeline, r))]
+    write_json_atomic(cfg.out / "stats.json", stats | {"written": corpus_stats(written)["arms"], "filters": filters})
     console.print(f"{filters['kept']} of {len(records)} items kept ({dict(reasons)}); "
                   f"{len(duplicates)} near-duplicates, {len(contaminated)} contaminated dropped. "
                   f"{report.summary()}")
     console.print("corpus: " + ", ".join(f"{cfg.out / f'{arm}.jsonl'} ({sum(o['arm'] == arm for o in final)})"
                                          for arm in arms))
     return {"kept": filters["kept"], "items": len(records), "arms": arms}
-
-
-def corpus_files(out: Path) -> list[Path]:
-    return sorted(p for p in out.glob("*.jsonl"))

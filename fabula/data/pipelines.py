@@ -9,7 +9,6 @@ the arm's text and its twin's (the same text with the AI acting badly), or a cha
 from __future__ import annotations
 
 import hashlib
-import random
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
@@ -17,7 +16,7 @@ from fabula.backends.base import GenerateSettings
 from fabula.data import prompts as P
 from fabula.data.briefs import brief, describe, stratified
 from fabula.data.calls import Caller, Unparseable
-from fabula.data.filters import TOOL_CALL, lint, parse_json_object
+from fabula.data.filters import lint, parse_json_object
 from fabula.data.inputs import Constitution, Taxonomy
 
 TOKENS_PER_WORD = 1.35  # English prose with BPE tokenizers, for estimates only
@@ -354,9 +353,3 @@ def outputs(pipeline: Pipeline, record: dict, model: str, bridge: int | None, th
         out.append(base | {"arm": f"{pipeline.name}-twin", "text": record["stages"]["twin"]})
     return out
 
-
-def seeded_order(items: list[dict], seed: int) -> list[dict]:
-    """Items in a seeded random order, so a partial run still covers the taxonomy evenly."""
-    order = list(items)
-    random.Random(seed).shuffle(order)
-    return order

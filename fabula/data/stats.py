@@ -69,6 +69,8 @@ def load_corpus(path: Path) -> list[dict]:
 
     datasets.disable_progress_bars()
 
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such corpus file or folder")
     files = sorted(p for p in path.glob("*.jsonl")) if path.is_dir() else [path]
     if not files:
         raise FileNotFoundError(f"{path}: no .jsonl corpus files")

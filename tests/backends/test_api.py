@@ -1,7 +1,6 @@
 """The API backends against real HTTP servers on 127.0.0.1: our own OpenAI-compatible server over
 a tiny model, servers that fail in the ways real ones do, and an Anthropic-style server."""
 
-import json
 
 import pytest
 from fastapi import FastAPI, Request

@@ -21,6 +21,7 @@ from fabula.data.pipelines import PIPELINES
 from fabula.data.prompts import ELICIT
 from fabula.data.scripted import create_scripted_app
 
+REPO = Path(__file__).resolve().parents[2]
 SCENARIO = """format: 1
 id: bc-press
 family: leaking
@@ -202,10 +203,12 @@ def test_a_real_model_runs_every_stage_over_http_and_locally(tmp_path, live_serv
     from fabula.backends.hf import HFBackend
     from fabula.backends.server import create_app
 
+    small = {"taxonomy": REPO / "configs/generate/taxonomy-vignettes.yaml",  # 120-word stories, short prompts
+             "constitution": REPO / "fabula/data/defaults/constitution-brief.md"}
     with live_server(create_app(HFBackend(str(tiny_model)), "tiny")) as server:
-        over_http = generate(config(tmp_path, server.url, n=2, name="http").model_copy(update={"model": "tiny"}))
+        over_http = generate(config(tmp_path, server.url, n=2, name="http", **small).model_copy(update={"model": "tiny"}))
     local = generate(GenerateConfig(pipeline="advice", out=tmp_path / "local", model=str(tiny_model), backend="hf",
-                                    n=2, cache=tmp_path / "local.sqlite"))
+                                    n=2, cache=tmp_path / "local.sqlite", **small))
     for name, result in (("http", over_http), ("local", local)):
         records = items(tmp_path / name)
         assert len(records) == 2 and result["complete"]
@@ -225,3 +228,26 @@ def test_export_writes_a_datasets_folder_with_a_card(tmp_path, live_server):
     assert "kept: 4 (100%)" in card
     with pytest.raises(ExportError, match="not a corpus file"):
         export(tmp_path, tmp_path / "nothing")
+
+
+def test_rpm_paces_the_calls(tmp_path, live_server):
+    with live_server(create_scripted_app()) as server:
+        start = time.perf_counter()
+        generate(config(tmp_path, server.url, n=4, rpm=1200))  # 24 calls at 20 a second
+        assert time.perf_counter() - start >= 23 / 20
+
+
+def test_data_stats_prints_counts_coverage_diversity_and_pass_rates(tmp_path, live_server):
+    from typer.testing import CliRunner
+
+    from fabula.cli import app
+
+    with live_server(create_scripted_app()) as server:
+        generate(config(tmp_path, server.url, n=6))
+    result = CliRunner().invoke(app, ["data", "stats", str(tmp_path / "out")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "stories-twin" in result.output and "mean pairwise Jaccard" in result.output
+    assert "stories pressures:" in result.output and "in the corpus 6 (100%)" in result.output
+    assert "stories (all written), before the filters: 6 texts" in result.output
+    missing = CliRunner().invoke(app, ["data", "stats", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "nowhere: no such corpus file or folder" in missing.output

@@ -201,7 +201,7 @@ def test_server_failing_mid_run_leaves_an_unfinished_resumable_folder(tmp_path, 
         calls.append(1)
         if len(calls) > 1:
             return JSONResponse({"error": {"message": "down"}}, status_code=503)
-        body = await request.json()
+        await request.json()
         return {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}]}
 
