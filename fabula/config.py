@@ -191,6 +191,7 @@ class GenerateConfig(BaseModel):
     elicit: bool = True                          # bc arms: an eliciting system line when sampling, never saved
     samples_per_instance: int = Field(4, ge=1)
     ideas_per_prompt: int = Field(8, ge=1)
+    judge_attempts: int = Field(3, ge=1)         # a malformed verdict is asked again, with another seed
     dedup_threshold: float = Field(0.8, gt=0, le=1)  # MinHash Jaccard over word 5-grams
     contamination_threshold: float = Field(0.05, ge=0, le=1)  # share of a text's 8-grams found in test text
 

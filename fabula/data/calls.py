@@ -87,11 +87,13 @@ class Caller:
     async def __call__(self, messages: list[dict], settings: GenerateSettings,
                        parse: Callable[[str], object] | None = None, attempts: int = 3):
         """The reply (parsed by `parse`, which raises ValueError on a malformed reply; a malformed
-        reply is asked again with another seed, up to `attempts` times, then Unparseable)."""
+        reply is asked again, sampled with another seed, up to `attempts` times, then Unparseable).
+        Greedy decoding would only repeat the malformed reply, so re-asks use temperature >= 0.7."""
         for attempt in range(attempts if parse else 1):
-            asked = GenerateSettings(n=1, temperature=settings.temperature, max_tokens=settings.max_tokens,
+            temperature = settings.temperature if attempt == 0 else max(settings.temperature, 0.7)
+            asked = GenerateSettings(n=1, temperature=temperature, max_tokens=settings.max_tokens,
                                      seed=settings.seed + 7919 * attempt)
-            text = await self._once(self.request(messages, settings, attempt), messages, asked)
+            text = await self._once(self.request(messages, asked, attempt), messages, asked)
             if parse is None:
                 return text
             try:

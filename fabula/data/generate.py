@@ -84,6 +84,7 @@ def context(cfg: GenerateConfig, cache: CallCache | None) -> Context:
     return Context(writer=writer, judge=judge, target=target, constitution=constitution, taxonomy=taxonomy,
                    seed=cfg.seed, temperature=cfg.temperature, bridge=cfg.bridge, think=cfg.think, twins=cfg.twins,
                    ideas_per_prompt=cfg.ideas_per_prompt, samples_per_instance=cfg.samples_per_instance,
+                   judge_attempts=cfg.judge_attempts,
                    elicit=cfg.elicit, instances=_instances(cfg) if cfg.pipeline.startswith("bc") else [])
 
 

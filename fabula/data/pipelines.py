@@ -37,6 +37,7 @@ class Context:
     twins: bool = True
     ideas_per_prompt: int = 8
     samples_per_instance: int = 4
+    judge_attempts: int = 3
     elicit: bool = True
     target: Caller | None = None           # the model under test, for the control arms
     instances: list = field(default_factory=list)  # train-split instances, for the control arms
@@ -60,7 +61,7 @@ class Context:
                     {"role": "user", "content": prompt}]
         try:
             return await self.judge(messages, self.settings(item["id"], stage, 300, temperature=0.0),
-                                    parse=lambda text: parse_json_object(text, required))
+                                    parse=lambda text: parse_json_object(text, required), attempts=self.judge_attempts)
         except Unparseable as exc:
             item["stages"][stage + "_raw"] = exc.text
             return None
@@ -100,7 +101,7 @@ async def run_stories(ctx: Context, item: dict) -> dict:
     brief_line = f"a {b['genre']} about {text['pressure']} (setting: {b['domain']}, role: {b['role']})"
     stages["critique"] = await ctx.write(item, "critique", P.STORY_CRITIQUE.format(
         brief_line=brief_line, text=stages["draft"], themes=text["themes"],
-        bridge_check=P.BRIDGE_CHECKS[ctx.bridge]), 250)
+        bridge_check=P.BRIDGE_CHECKS[ctx.bridge]), 150)
     stages["story"] = await ctx.write(item, "revise", P.STORY_REVISE.format(
         words=words, text=stages["draft"], critique=stages["critique"]), words)
     return await _judged(ctx, item, "story", words, P.STORY_JUDGE, P.STORY_TWIN,
@@ -142,7 +143,7 @@ async def _judged(ctx: Context, item: dict, key: str, words: int, judge_prompt: 
 def estimate_stories(ctx: Context, item: dict) -> list[tuple[str, int, int]]:
     system = len(ctx.constitution.text) // 4 + 60
     story = int(describe(ctx.taxonomy, item["brief"])["words"]) * TOKENS_PER_WORD
-    calls = [("draft", system + 250, story), ("critique", system + story + 150, 250),
+    calls = [("draft", system + 250, story), ("critique", system + story + 150, 200),
              ("revise", system + story + 400, story), ("judge", system + story + 200, 80)]
     if ctx.twins:
         calls += [("twin", system + story + 150, story), ("twin_judge", system + story + 200, 80)]

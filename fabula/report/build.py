@@ -137,7 +137,8 @@ def read_input(folder: Path) -> Input:
     if config is not None and "arms" in config:
         return read_experiment(folder, config, summary)
     if (folder / "stats.json").exists():
-        return Input(folder, "corpus", {}, {}, [])
+        meta = _json(folder / "generate.json") or {}  # a `fabula generate` folder records its settings
+        return Input(folder, "corpus", meta.get("config", {}), {}, [])
     raise ReportError(f"{folder}: not a fabula folder (no run.json, config.json with summary.json, or stats.json)")
 
 

@@ -203,15 +203,17 @@ def test_a_real_model_runs_every_stage_over_http_and_locally(tmp_path, live_serv
     from fabula.backends.hf import HFBackend
     from fabula.backends.server import create_app
 
-    small = {"taxonomy": REPO / "configs/generate/taxonomy-vignettes.yaml",  # 120-word stories, short prompts
-             "constitution": REPO / "fabula/data/defaults/constitution-brief.md"}
+    taxonomy = tmp_path / "taxonomy.yaml"  # 50-word stories and the brief constitution: short calls
+    taxonomy.write_text((REPO / "configs/generate/taxonomy-vignettes.yaml").read_text().replace("words: 120", "words: 50"))
+    small = {"taxonomy": taxonomy, "constitution": REPO / "fabula/data/defaults/constitution-brief.md",
+             "judge_attempts": 1}
     with live_server(create_app(HFBackend(str(tiny_model)), "tiny")) as server:
-        over_http = generate(config(tmp_path, server.url, n=2, name="http", **small).model_copy(update={"model": "tiny"}))
+        over_http = generate(config(tmp_path, server.url, n=1, name="http", **small).model_copy(update={"model": "tiny"}))
     local = generate(GenerateConfig(pipeline="advice", out=tmp_path / "local", model=str(tiny_model), backend="hf",
-                                    n=2, cache=tmp_path / "local.sqlite", **small))
+                                    n=1, cache=tmp_path / "local.sqlite", **small))
     for name, result in (("http", over_http), ("local", local)):
         records = items(tmp_path / name)
-        assert len(records) == 2 and result["complete"]
+        assert len(records) == result["items"] and result["complete"]
         assert all(r["stages"]["draft"] and r["reason"] for r in records)
 
 
