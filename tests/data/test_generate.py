@@ -138,9 +138,11 @@ def test_fatal_errors_stop_with_a_clear_message(tmp_path, live_server):
 
 def test_max_cost_stops_cleanly_and_a_rerun_finishes_the_same_set(tmp_path, live_server):
     with live_server(create_scripted_app()) as server:
-        generate(config(tmp_path, server.url, name="whole", n=10))
-        prices = {"price_in": 100.0, "price_out": 100.0, "n": 10, "name": "budget"}
-        stopped = generate(config(tmp_path, server.url, max_cost=4.0, concurrency=2, **prices))  # ~$1.3 an item
+        prices = {"price_in": 100.0, "price_out": 100.0, "n": 10}
+        generate(config(tmp_path, server.url, name="whole", **prices))
+        whole = json.loads((tmp_path / "whole" / "generate.json").read_text())["spent"]
+        prices["name"] = "budget"  # a budget for about half the items, one item in flight at a time
+        stopped = generate(config(tmp_path, server.url, max_cost=whole / 2, concurrency=1, **prices))
         assert stopped["stopped"].startswith("max cost") and not stopped["complete"]
         assert 0 < len(items(tmp_path / "budget")) < 10
         done = generate(config(tmp_path, server.url, max_cost=1000.0, **prices))
