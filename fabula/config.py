@@ -216,6 +216,12 @@ class GenerateConfig(BaseModel):
         "cache"})
 
 
+def first_change(before: dict, now: dict) -> str | None:
+    """The first setting (by name) that differs between a saved run and now, as error text."""
+    changed = sorted(k for k in now if before.get(k) != now[k])
+    return f"{changed[0]}: {before.get(changed[0])!r} there, {now[changed[0]]!r} now" if changed else None
+
+
 class ConfigError(ValueError):
     """A settings file or flag that does not validate; the message names the file and field."""
 

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fabula.backends.base import BackendError
-from fabula.config import GenerateConfig
+from fabula.config import GenerateConfig, first_change
 from fabula.contamination import check, evaluation_texts, reference_ngrams
 from fabula.data.cache import CallCache
 from fabula.data.calls import BudgetExhausted, Caller, Prices, known_prices
@@ -33,7 +33,7 @@ from fabula.data.filters import near_duplicates
 from fabula.data.inputs import DEFAULT_CONSTITUTION, DEFAULT_TAXONOMY, load_constitution, load_taxonomy
 from fabula.data.pipelines import PIPELINES, Context, outputs
 from fabula.data.shards import Shards
-from fabula.data.stats import corpus_stats
+from fabula.data.stats import corpus_stats, record_text
 from fabula.jsonl import write_json_atomic
 
 
@@ -117,22 +117,20 @@ def dry_run(cfg: GenerateConfig, console: Console) -> dict:
 def _open(cfg: GenerateConfig) -> None:
     meta = cfg.out / "generate.json"
     if meta.exists():
-        before = json.loads(meta.read_text())["config"]
-        now = measured(cfg)
-        changed = sorted(k for k in now if before.get(k) != now[k])
-        if changed:
-            k = changed[0]
-            raise GenerateError(f"{cfg.out} holds a run made with other settings ({k}: {before.get(k)!r} there, "
-                                f"{now[k]!r} now); choose another --out or repeat the original settings")
+        change = first_change(json.loads(meta.read_text())["config"], measured(cfg))
+        if change:
+            raise GenerateError(f"{cfg.out} holds a run made with other settings ({change}); choose another --out "
+                                "or repeat the original settings")
     elif cfg.out.exists() and any(cfg.out.iterdir()):
         raise GenerateError(f"{cfg.out} exists and is not a generation folder; choose another --out")
 
 
 def _write_meta(cfg: GenerateConfig, **state) -> None:
-    from fabula.evals.run import _version
+    from fabula.evals.run import package_version
 
     write_json_atomic(cfg.out / "generate.json", {
-        "config": measured(cfg), "versions": {p: _version(p) for p in ("fabula", "openai", "anthropic", "datasketch")},
+        "config": measured(cfg),
+        "versions": {p: package_version(p) for p in ("fabula", "openai", "anthropic", "datasketch")},
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **state})
 
 
@@ -212,10 +210,6 @@ def generate(cfg: GenerateConfig, console: Console | None = None) -> dict:
     return summary | {"complete": complete, "stopped": stopped}
 
 
-def _text(record: dict, roles: tuple[str, ...] = ("system", "user", "assistant")) -> str:
-    return record.get("text") or "\n".join(m["content"] for m in record["messages"] if m["role"] in roles)
-
-
 def _final_text(pipeline, record: dict) -> str | None:
     """The last text an item's writer produced (the revision, or the reply for the bc arms)."""
     stages = record["stages"]
@@ -229,10 +223,10 @@ def finalize(cfg: GenerateConfig, pipeline, records: list[dict], console: Consol
     corpus = [o for r in records if r["kept"]
               for o in outputs(pipeline, r, cfg.model, cfg.bridge, cfg.think)]
     # Chats are compared on what the assistant wrote: bc samples share their scenario's prompt.
-    primary = [(o["id"], _text(o, ("assistant",))) for o in corpus if not o["arm"].endswith("-twin")]
+    primary = [(o["id"], record_text(o, ("assistant",))) for o in corpus if not o["arm"].endswith("-twin")]
     duplicates = near_duplicates(primary, cfg.dedup_threshold)
     reference = reference_ngrams(evaluation_texts(cfg.scenarios))
-    report = check([(f"{o['arm']}/{o['id']}", _text(o)) for o in corpus], reference,
+    report = check([(f"{o['arm']}/{o['id']}", record_text(o)) for o in corpus], reference,
                    threshold=cfg.contamination_threshold)
     contaminated = {doc.split("/", 1)[1] for doc, _, _ in report.flagged}
     final = [o for o in corpus if o["id"] not in duplicates and o["id"] not in contaminated]

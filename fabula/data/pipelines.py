@@ -259,12 +259,6 @@ def plan_control(name: str) -> Callable[[Context, int], list[dict]]:
     return plan
 
 
-def _calls(text: str, inst) -> list[tuple[str, dict]]:
-    from fabula.evals.gates import parse_tool_calls
-
-    return [(c.name, c.args) for c in parse_tool_calls(text, inst.tools)]
-
-
 async def run_control(ctx: Context, item: dict, reasons: bool) -> dict:
     from fabula.evals.gates import apply_gates, parse_tool_calls
     from fabula.evals.render import messages
@@ -287,7 +281,7 @@ async def run_control(ctx: Context, item: dict, reasons: bool) -> dict:
         return item | {"kept": True, "reason": None}
     stages["reasons"] = await ctx.write(item, "reasons", P.BC_REASONS.format(
         system=chat[0]["content"], prompt=chat[1]["content"], text=stages["reply"]), 500)
-    if _calls(stages["reasons"], inst) != _calls(stages["reply"], inst):
+    if parse_tool_calls(stages["reasons"], inst.tools) != calls:  # ToolCall is a dataclass: compared by value
         return _reject(item, "rewrite changed the tool calls")
     problems = [p for p in lint(stages["reasons"]) if not p.startswith("length")]
     if problems:

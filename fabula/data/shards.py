@@ -16,9 +16,12 @@ class Shards:
     def __init__(self, folder: Path, size: int):
         self.folder, self.size = folder, size
         folder.mkdir(parents=True, exist_ok=True)
-        self.records = [r for path in self.paths() for r in read_records(path, repair=True)]
+        self.records, self.count = [], 0
+        for path in self.paths():
+            found = read_records(path, repair=True)
+            self.records += found
+            self.count = len(found)  # of the last shard, the one appended to
         self.current = self.paths()[-1] if self.paths() else self._path(0)
-        self.count = len(read_records(self.current))
 
     def _path(self, number: int) -> Path:
         return self.folder / f"shard-{number:05d}.jsonl"

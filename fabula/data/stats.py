@@ -19,10 +19,11 @@ from fabula.data.filters import minhash
 CHARS_PER_TOKEN = 4  # without a tokenizer: the usual rule of thumb for English BPE
 
 
-def _text(record: dict) -> str:
+def record_text(record: dict, roles: tuple[str, ...] = ("system", "user", "assistant")) -> str:
+    """A corpus record's text: `text`, or the chat's turns of these roles joined."""
     if "text" in record:
         return record["text"]
-    return "\n".join(m["content"] for m in record.get("messages", []))
+    return "\n".join(m["content"] for m in record.get("messages", []) if m["role"] in roles)
 
 
 def distinct(texts: list[str], n: int) -> float:
@@ -47,7 +48,7 @@ def corpus_stats(records: list[dict], tokenizer=None) -> dict:
     arms: dict[str, dict] = {}
     for arm in sorted({r.get("arm", "corpus") for r in records}):
         rows = [r for r in records if r.get("arm", "corpus") == arm]
-        texts = [_text(r) for r in rows]
+        texts = [record_text(r) for r in rows]
         tokens = (sum(len(tokenizer(t).input_ids) for t in texts) if tokenizer is not None
                   else sum(len(t) for t in texts) // CHARS_PER_TOKEN)
         arms[arm] = {

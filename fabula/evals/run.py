@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from fabula.backends import Backend, BackendError, GenerateSettings, make_backend
-from fabula.config import EvalConfig
+from fabula.config import EvalConfig, first_change
 from fabula.evals.scenario import Instance, ScenarioError, load_instances
 from fabula.evals.scoring import prompt_hash, sample_records, score_choices
 from fabula.evals.summary import summarize
@@ -86,7 +86,7 @@ def _measured(config: EvalConfig) -> dict:
     return {k: v for k, v in config.model_dump(mode="json").items() if k not in EvalConfig.PLUMBING}
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
     try:
         return version(package)
     except PackageNotFoundError:  # e.g. run from a checkout on PYTHONPATH, or an SDK not installed
@@ -95,13 +95,10 @@ def _version(package: str) -> str | None:
 
 def check_settings(config: EvalConfig) -> None:
     """An existing run folder must have been made with the same measured settings."""
-    before = json.loads((config.out / "run.json").read_text())["config"]
-    now = _measured(config)
-    changed = {k for k in now if before.get(k) != now[k]}
-    if changed:
-        k = sorted(changed)[0]
-        raise RunError(f"{config.out} holds a run made with other settings ({k}: {before.get(k)!r} there, "
-                       f"{now[k]!r} now); choose another --out or repeat the original settings")
+    change = first_change(json.loads((config.out / "run.json").read_text())["config"], _measured(config))
+    if change:
+        raise RunError(f"{config.out} holds a run made with other settings ({change}); choose another --out or "
+                       "repeat the original settings")
 
 
 def evaluate_cached(config: EvalConfig, console=None) -> list[dict]:
@@ -130,7 +127,7 @@ def open_run_folder(config: EvalConfig, the_plan: Plan) -> list[dict]:
                                                       if k in EvalConfig.PLUMBING and k != "api_key_env"},
             "train_families": the_plan.train_families, "instances": len(the_plan.instances),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
-            "versions": {p: _version(p) for p in ("fabula", "torch", "transformers", "openai", "anthropic")},
+            "versions": {p: package_version(p) for p in ("fabula", "torch", "transformers", "openai", "anthropic")},
         })
     return read_records(out / "samples.jsonl", repair=True)
 

@@ -18,7 +18,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from fabula.config import TrainConfig
+from fabula.config import TrainConfig, first_change
 from fabula.contamination import check, evaluation_texts, reference_ngrams
 from fabula.train.data import pack
 from fabula.train.folders import finished, save_atomic
@@ -51,12 +51,10 @@ def train_model(cfg: TrainConfig, resume: bool = False, progress=None, say=print
 
     if finished(cfg.out):  # reused only when made with these very settings
         record = json.loads((cfg.out / "train.json").read_text())
-        before, now = record["config"], cfg.model_dump(mode="json")
-        changed = sorted(k for k in now if before.get(k) != now[k])
-        if changed:
-            raise TrainError(f"{cfg.out} holds a model trained with other settings ({changed[0]}: "
-                             f"{before.get(changed[0])!r} there, {now[changed[0]]!r} now); choose another "
-                             f"--out or delete it")
+        change = first_change(record["config"], cfg.model_dump(mode="json"))
+        if change:
+            raise TrainError(f"{cfg.out} holds a model trained with other settings ({change}); choose another "
+                             "--out or delete it")
         return record
     source = resolve_model(cfg.model)
     if not (Path(source) / "config.json").exists():
