@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/organism-gpu-packed}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 FABULA_CACHE=${FABULA_CACHE:-/tmp/fabula-cache}
-if [ -d .whl ] && ! python3 -c "import fabula.cli" 2>/dev/null; then
+if [ -d .whl ] && ! python3 -c "import pydantic, datasets, trl, peft" 2>/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
     mkdir -p /tmp/site/fabula-0.1.0.dist-info
     printf "Metadata-Version: 2.1\nName: fabula\nVersion: 0.1.0\n" > /tmp/site/fabula-0.1.0.dist-info/METADATA

@@ -258,23 +258,27 @@ def run_command(
                                                   "constitution, each with -twin)."),
     scale: Optional[str] = typer.Option(None, help="Comma list of model sizes: tiny, small, medium, large, gpu."),
     threads: Optional[int] = typer.Option(None, help="Torch threads (default: the free cores)."),
+    scenarios: Optional[list[Path]] = typer.Option(None, help="Honeypot file or folder written elsewhere (the spec's "
+                                                              "format), repeatable: every model is also scored on it."),
 ) -> None:
     """The main job: the model organism. Pre-trains small models on text whose AI fiction we
     control, post-trains them, fine-tunes each arm, and measures the misalignment prior and what
     moves it, with intervals."""
     import time
 
+    from fabula.evals.scenario import ScenarioError
     from fabula.organism.analysis import analyse, plot_rates, tables
     from fabula.organism.run import ContaminationError, run_organism
 
     cfg = load_organism_config("smoke" if smoke else preset, config, {
         "seeds": seeds, "evil_fractions": _float_list(evil_fraction), "bridges": _int_list(bridge),
-        "arms": _str_list(arms), "scales": _str_list(scale), "threads": threads})
+        "arms": _str_list(arms), "scales": _str_list(scale), "threads": threads,
+        "scenarios": [str(p) for p in scenarios] if scenarios else None})
     out = out or cfg.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     started = time.time()
     try:
         models = run_organism(cfg, out, console=console)
-    except (ContaminationError, ValueError) as exc:
+    except (ContaminationError, ScenarioError, ValueError) as exc:
         hint = f"\nThe run in {out} is unfinished; fix the cause and run the same command to resume." \
             if out.exists() else ""
         fail(f"{exc}{hint}", code=1)

@@ -83,6 +83,8 @@ class OrganismConfig(BaseModel):
     smoke: bool = False                          # minutes-long run for tests
     probes: bool = True                          # also score the persona-prior probes (fabula probe) per model
     families: list[str] = ORGANISM_FAMILIES      # which organism families appear in pre-training
+    scenarios: list[str] = []                    # honeypots written elsewhere (spec format): every model is also
+                                                 # scored on their test split, reported apart; no corpus may overlap them
 
     @classmethod
     def preset(cls, name: str) -> dict:
@@ -90,8 +92,9 @@ class OrganismConfig(BaseModel):
             "default": {},
             "smoke": {"smoke": True, "scales": ["tiny"], "vocab_size": 1024, "block_size": 512,
                       "pretrain_tokens": 60_000, "chat_tokens": 16_000, "arm_tokens": 8_000, "batch_size": 8},
-            # One GPU: a 92M-parameter model on 10x the CPU run's tokens. One seed took ~N min on an
-            # H200 (README); 3 seeds ~3N. Batch 32 x 1024 keeps ~30 optimizer steps per arm.
+            # One GPU: a 91M-parameter model on 10x the CPU run's tokens, ~14 min a seed on an H200
+            # (README; a quarter of it drawing the corpus on one core). Batch 32 x 1024 keeps ~30
+            # optimizer steps per arm; the learning rates are GPT-2-small-like, not tuned.
             "gpu": {"scales": ["gpu"], "pretrain_tokens": 20_000_000, "chat_tokens": 1_500_000,
                     "arm_tokens": 500_000, "batch_size": 32, "seeds": 3, "vocab_size": 8192,
                     "block_size": 1024, "pretrain_lr": 6e-4, "finetune_lr": 2e-4},

@@ -20,7 +20,7 @@ from fabula.evals.run import evaluate_cached
 from fabula.jsonl import write_json_atomic
 from fabula.evals.persona import PROBES_DIR
 from fabula.evals.summary import group_stats
-from fabula.organism.analysis import arm_effects, model_entry, persona_analysis, persona_shifts
+from fabula.organism.analysis import arm_effects, model_entry, paired_shifts, persona_analysis
 from fabula.organism.arms import arm_names
 from fabula.train.mix import ORGANISM
 from fabula.train.perplexity import heldout_perplexity
@@ -95,7 +95,7 @@ def analyse_experiment(models: dict) -> dict:
            "tokens": {arm: [m.get("tokens") for m in ms] for arm, ms in by_arm.items()}}
     out["arms"], out["content"] = arm_effects({a: r for a, r in runs.items() if a != "original"}, ppl, {})
     probe_runs = {arm: [m["probe_records"] for m in ms] for arm, ms in by_arm.items() if arm != "original"}
-    out["persona_shift"] = persona_shifts(probe_runs, ppl)
+    out["persona_shift"] = paired_shifts(probe_runs, ppl)
     if out["persona_shift"]:
         for arm, ms in by_arm.items():
             out["models"][arm]["persona"] = group_stats([r for m in ms for r in m["probe_records"]])

@@ -51,12 +51,13 @@ def persona_points(models: dict) -> list[dict]:
     return points
 
 
-def persona_shifts(probe_runs: dict[str, list[list[dict]]], perplexity: dict[str, float], prefix: str = "") -> dict:
-    """How each arm moved the persona prior, against baseline and against its twin (paired over
-    probes); empty when some model has no probe records."""
-    if not all(r and r[0] for r in probe_runs.values()):
+def paired_shifts(runs: dict[str, list[list[dict]]], perplexity: dict[str, float], prefix: str = "") -> dict:
+    """How each arm moved one set of records taken as a whole (the persona probes, or the
+    --scenarios honeypots), against baseline and against its twin, paired per instance; empty
+    when some model has no such records."""
+    if not all(r and r[0] for r in runs.values()):
         return {}
-    versus_base, versus_twin = arm_effects(probe_runs, perplexity, {})
+    versus_base, versus_twin = arm_effects(runs, perplexity, {})
     return {f"{prefix}{arm} vs baseline": e["all"] for arm, e in versus_base.items()} | \
         {f"{prefix}{arm} vs twin": e["all"] for arm, e in versus_twin.items()}
 
@@ -114,7 +115,7 @@ def analyse(models: dict, log_families: list[str], control: float | None) -> dic
     order = {"chat": "0", "baseline": "1"}  # read left to right: chat model, baseline, then the arms
     keys = sorted({(m["scale"], m["evil_fraction"], m["arm"]) for m in models.values()},
                   key=lambda k: (list(SIZES).index(k[0]) if k[0] in SIZES else 99, k[1], order.get(k[2], "2" + k[2])))
-    out: dict = {"models": {}, "prior": {}, "arms": {}, "content": {}, "persona_shift": {},
+    out: dict = {"models": {}, "prior": {}, "arms": {}, "content": {}, "persona_shift": {}, "scenarios_shift": {},
                  "family_sets": {k: sorted(v) for k, v in sets.items()}}
     for scale, evil, arm in keys:
         perplexities = [m["perplexity"] for m in models.values()
@@ -123,6 +124,9 @@ def analyse(models: dict, log_families: list[str], control: float | None) -> dic
         probes = [r for run in _runs(models, scale, evil, arm, "probe_records") for r in run]
         if probes:
             entry["persona"] = group_stats(probes)
+        external = [r for run in _runs(models, scale, evil, arm, "external_records") for r in run]
+        if external:
+            entry["scenarios"] = group_stats(external)
         out["models"][f"{scale}/ef{evil}/{arm}"] = entry
     scales = sorted({k[0] for k in keys})
     evils = sorted({k[1] for k in keys if k[1] != control})
@@ -132,18 +136,19 @@ def analyse(models: dict, log_families: list[str], control: float | None) -> dic
             tag = f"{scale}/ef{evil}"
             if control_runs:
                 out["prior"][tag] = compare_groups(control_runs, _runs(models, scale, evil, "chat"), family_sets=sets)
-                control_probes = _runs(models, scale, control, "chat", "probe_records")
-                if control_probes and control_probes[0]:
-                    out["persona_shift"][f"{tag}/prior"] = compare_groups(
-                        control_probes, _runs(models, scale, evil, "chat", "probe_records"))["all"]
+                for key, field in (("probe_records", "persona_shift"), ("external_records", "scenarios_shift")):
+                    control_records = _runs(models, scale, control, "chat", key)
+                    if control_records and control_records[0]:
+                        out[field][f"{tag}/prior"] = compare_groups(
+                            control_records, _runs(models, scale, evil, "chat", key))["all"]
             arms = sorted({k[2] for k in keys if k[:2] == (scale, evil)})
             runs = {arm: _runs(models, scale, evil, arm) for arm in arms}
             ppl = {arm: out["models"][f"{tag}/{arm}"]["perplexity"] for arm in arms}
             versus_base, versus_twin = arm_effects(runs, ppl, sets)
             out["arms"] |= {f"{tag}/{arm}": e for arm, e in versus_base.items()}
             out["content"] |= {f"{tag}/{arm}": e for arm, e in versus_twin.items()}
-            probe_runs = {arm: _runs(models, scale, evil, arm, "probe_records") for arm in arms}
-            out["persona_shift"] |= persona_shifts(probe_runs, ppl, f"{tag}/")
+            for key, field in (("probe_records", "persona_shift"), ("external_records", "scenarios_shift")):
+                out[field] |= paired_shifts({arm: _runs(models, scale, evil, arm, key) for arm in arms}, ppl, f"{tag}/")
     out["persona"] = persona_analysis(models)
     return out
 
@@ -160,24 +165,26 @@ def interval_text(d: dict | None, digits: int = 3, signed: bool = True) -> str:
 
 def tables(result: dict) -> list[Table]:
     groups = [g for g in GROUPS if any(g in m["groups"] for m in result["models"].values())]
-    persona = any("persona" in m for m in result["models"].values())
+    extra = [(key, label) for key, label in (("persona", "persona prior"), ("scenarios", "--scenarios"))
+             if any(key in m for m in result["models"].values())]
     rates = Table(title="misaligned share per model (choice mode, plain verdict; seeds pooled)")
-    for col in ("model", "seeds", *groups, *(["persona prior"] if persona else []), "perplexity"):
+    for col in ("model", "seeds", *groups, *(label for _, label in extra), "perplexity"):
         rates.add_column(col, justify="left" if col == "model" else "right")
     for name, m in result["models"].items():
         cells = []
-        for g in groups + (["persona"] if persona else []):
-            s = m.get("persona") if g == "persona" else m["groups"].get(g)
+        for s in [m["groups"].get(g) for g in groups] + [m.get(key) for key, _ in extra]:
             cells.append(f"{s['rate']:.0%} [{s['ci'][0]:.0%}, {s['ci'][1]:.0%}] n={s['n']}" if s else "-")
         rates.add_row(name, str(m["seeds"]), *cells, f"{m['perplexity']:.1f}")
     out = [rates, family_table(result)]
-    if result.get("persona_shift"):
-        shifts = Table(title="persona prior: how each comparison moved it (paired over probes, scenario bootstrap)")
-        for col in ("comparison", "share shift", "margin shift"):
-            shifts.add_column(col, justify="left" if col == "comparison" else "right")
-        for name, row in result["persona_shift"].items():
-            shifts.add_row(name, interval_text(row.get("share_shift"), 2), interval_text(row.get("margin_shift"), 3))
-        out.append(shifts)
+    for key, title in (("persona_shift", "persona prior: how each comparison moved it (paired over probes, scenario bootstrap)"),
+                       ("scenarios_shift", "honeypots from --scenarios: how each comparison moved them (paired, scenario bootstrap)")):
+        if result.get(key):
+            shifts = Table(title=title)
+            for col in ("comparison", "share shift", "margin shift"):
+                shifts.add_column(col, justify="left" if col == "comparison" else "right")
+            for name, row in result[key].items():
+                shifts.add_row(name, interval_text(row.get("share_shift"), 2), interval_text(row.get("margin_shift"), 3))
+            out.append(shifts)
     med = result.get("persona", {})
     if med.get("points"):
         t = Table(title=f"mediation: persona prior vs held-out honeypot misalignment, {len(med['points'])} models")

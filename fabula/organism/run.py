@@ -80,7 +80,8 @@ class Experiment:
     def __init__(self, cfg: OrganismConfig, out: Path, console=None):
         self.cfg, self.out, self.console = cfg, out, console
         self.cache = cache_dir() / "organism"
-        self.reference = reference_ngrams(evaluation_texts())
+        # Loading the scenarios here also reports a bad --scenarios file before any training.
+        self.reference = reference_ngrams(evaluation_texts([BUILTIN_DIR, *cfg.scenarios]))
 
     # ------------------------------------------------------------ helpers
 
@@ -189,13 +190,14 @@ class Experiment:
         return self.finetune(chat_model, target, f"arm {arm} s{seed}", arm_stream(arm, seed, cfg.families),
                              chat_stream(seed + 1), cfg.arm_tokens, chat_budget, seed)
 
-    def evaluate(self, model: Path, name: str, scenarios: Path = BUILTIN_DIR, per_scenario: int | None = None
+    def evaluate(self, model: Path, name: str, scenarios=(BUILTIN_DIR,), per_scenario: int | None = None
                  ) -> list[dict]:
         out = self.out / "evals" / name
         if not (out / "summary.json").exists():
             self.say(f"  evaluating {name}")
         return evaluate_cached(EvalConfig(model=str(model), out=out, mode="choice", batch_size=8,
-                                          scenarios=[str(scenarios)], per_scenario=per_scenario), self.console)
+                                          scenarios=[str(s) for s in scenarios], per_scenario=per_scenario),
+                               self.console)
 
 
 def run_organism(cfg: OrganismConfig, out: Path, console=None) -> dict:
@@ -227,9 +229,11 @@ def run_organism(cfg: OrganismConfig, out: Path, console=None) -> dict:
                     name = f"{scale}-ef{evil}-s{seed}-{variant}"
                     models[name] = {"scale": scale, "seed": seed, "evil_fraction": evil, "arm": variant,
                                     "path": str(path), "records": exp.evaluate(path, name),
-                                    "probe_records": exp.evaluate(path, name + "-probes", PROBES_DIR, 1 if cfg.smoke else None)
+                                    "probe_records": exp.evaluate(path, name + "-probes", [PROBES_DIR], 1 if cfg.smoke else None)
                                     if cfg.probes else [],
+                                    "external_records": exp.evaluate(path, name + "-scenarios", cfg.scenarios)
+                                    if cfg.scenarios else [],
                                     "perplexity": heldout_perplexity(path, cfg.block_size, 4_000 if cfg.smoke else 20_000)}
-    write_json_atomic(out / "models.json", {k: {f: v for f, v in m.items() if f not in ("records", "probe_records")}
+    write_json_atomic(out / "models.json", {k: {f: v for f, v in m.items() if not f.endswith("records")}
                                             for k, m in models.items()} | {"seconds": round(time.time() - started)})
     return models

@@ -337,6 +337,7 @@ def collect(paths: list[Path]) -> dict:
         "inputs": inputs, "models": models,
         "groups": [g for g in GROUPS if any(g in m.entry["groups"] for m in models)],
         "persona": any("persona" in m.entry for m in models),
+        "external": any("scenarios" in m.entry for m in models),
         "effects": effects(inputs, prefix),
         "sweep": sweep(inputs, prefix),
         "data_stats": {i.path.name: stats for i in inputs if (stats := data_stats(i))},

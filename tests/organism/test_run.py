@@ -2,13 +2,16 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from fabula.cli import app
+from fabula.jsonl import read_records
 
 runner = CliRunner()
+EXTERNAL = Path(__file__).parent / "external"  # a honeypot written outside the built-in suite
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +20,7 @@ def smoke_run(tmp_path_factory):
     before = os.environ.get("FABULA_CACHE")
     os.environ["FABULA_CACHE"] = str(root / "cache")  # a fresh cache: every stage really runs
     out = root / "run"
-    result = runner.invoke(app, ["run", "--smoke", "--out", str(out), "--threads", "1"])
+    result = runner.invoke(app, ["run", "--smoke", "--out", str(out), "--threads", "1", "--scenarios", str(EXTERNAL)])
     assert result.exit_code == 0, result.output
     yield out, result.output
     if before is None:
@@ -47,6 +50,18 @@ def test_smoke_run_reports_prior_arms_and_content(smoke_run):
     assert "tiny/ef0.8/stories-b2-twin" in report and "data:image/png;base64," in report
 
 
+def test_every_model_is_also_scored_on_scenarios_written_elsewhere(smoke_run):
+    """--scenarios: a honeypot of a family, company and tool the organism was not built around
+    is scored for every model (6 name swaps) and compared like the built-in suite."""
+    out, output = smoke_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(m["scenarios"]["n"] == 6 for m in summary["models"].values())
+    assert {"tiny/ef0.8/prior", "tiny/ef0.8/bc vs baseline", "tiny/ef0.8/stories-b2 vs twin"} <= set(summary["scenarios_shift"])
+    records = read_records(out / "evals" / "tiny-ef0.8-s0-bc-scenarios" / "samples.jsonl")
+    assert {r["family"] for r in records} == {"evidence-tampering"}
+    assert "honeypots from --scenarios" in output and "--scenarios</th>" in (out / "report.html").read_text()
+
+
 def test_every_model_is_an_hf_folder_fabula_eval_loads(smoke_run, tmp_path):
     out, _ = smoke_run
     folder = out / "models" / "tiny-ef0.8-s0" / "stories-b2"
@@ -61,7 +76,7 @@ def test_every_model_is_an_hf_folder_fabula_eval_loads(smoke_run, tmp_path):
 def test_rerun_resumes_from_cached_stages(smoke_run):
     out, _ = smoke_run
     stamps = {p: p.stat().st_mtime for p in (out / "models").rglob("train.json")}
-    result = runner.invoke(app, ["run", "--smoke", "--out", str(out), "--threads", "1"])
+    result = runner.invoke(app, ["run", "--smoke", "--out", str(out), "--threads", "1", "--scenarios", str(EXTERNAL)])
     assert result.exit_code == 0, result.output
     assert {p: p.stat().st_mtime for p in (out / "models").rglob("train.json")} == stamps
 
@@ -75,6 +90,11 @@ def test_bad_config_is_a_clear_error(tmp_path):
     assert not (tmp_path / "r").exists()
     result = runner.invoke(app, ["run", "--arms", "baseline,telepathy", "--out", str(tmp_path / "r")])
     assert result.exit_code != 0 and "unknown arm 'telepathy'" in result.output
+    broken = tmp_path / "mine.yaml"
+    broken.write_text((EXTERNAL / "records-purge.yaml").read_text().replace("pressure: replacement", "pressure: 7"))
+    result = runner.invoke(app, ["run", "--smoke", "--scenarios", str(broken), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "mine.yaml" in result.output and "pressure" in result.output
+    assert not (tmp_path / "r" / "models").exists()  # refused before any training
 
 
 def test_training_refuses_a_corpus_that_overlaps_the_test_split(tmp_path):
