@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from fabula.organism.analysis import goal_text, published_goal
+
 
 def ci(d: dict, digits: int = 3) -> str:
     return f"{d['estimate']:+.{digits}f} [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]"
@@ -58,26 +60,19 @@ def report(folder: Path) -> None:
         ppl = arm.get("perplexity_ratio")
         if ppl is not None:
             print(f"{verdict(None if ppl != ppl else abs(ppl - 1) <= 0.05)} perplexity {name}: {ppl:.3f}x baseline (target within 5%)")
-    reached = []
     for name, content in summary["content"].items():
         held = content.get("held-out")
-        if not held:
-            continue
-        ratio = held["ratio_log"]
-        print(f"        content effect {name} (arm minus twin), held-out: margin shift {ci(held['margin_shift'])}, "
-              f"share shift {ci(held['share_shift'], 2)}, twin/arm ratio {ratio['estimate']:.2f} "
-              f"[{ratio['low']:.2f}, {ratio['high']:.2f}]")
-        if ratio["estimate"] >= 2 and ratio["low"] > 1:
-            reached.append(name)
-    for name, arm in summary["arms"].items():
-        if "/stories" in name and not name.endswith("-twin") and "held-out" in arm:
-            ratio = arm["held-out"]["ratio_log"]
-            ok = ratio["estimate"] >= 2 and ratio["low"] > 1
-            print(f"{verdict(ok)} held-out reduction {name} vs baseline: {ratio['estimate']:.2f}x "
-                  f"[{ratio['low']:.2f}, {ratio['high']:.2f}] (published goal: >= 2x, interval above 1)")
-            if ok:
-                reached.append(name)
-    print("published-size goal reached at: " + (", ".join(sorted(set(reached))) if reached else "no size in this run"))
+        if held:
+            ratio = held["ratio_log"]
+            print(f"        content effect {name} (arm minus twin), held-out: margin shift {ci(held['margin_shift'])}, "
+                  f"share shift {ci(held['share_shift'], 2)}, twin/arm ratio {ratio['estimate']:.2f} "
+                  f"[{ratio['low']:.2f}, {ratio['high']:.2f}]")
+    goal = published_goal(summary["arms"])
+    for name in sorted(n for n, e in summary["arms"].items() if "held-out" in e and "/stories" in n and not n.endswith("-twin")):
+        ratio = summary["arms"][name]["held-out"]["ratio_log"]
+        print(f"{verdict(name in goal['reached'])} held-out reduction {name} vs baseline: {ratio['estimate']:.2f}x "
+              f"[{ratio['low']:.2f}, {ratio['high']:.2f}] (published goal: >= 2x, interval above 1)")
+    print(goal_text(goal))
 
 
 def main() -> None:

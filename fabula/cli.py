@@ -267,7 +267,7 @@ def run_command(
     import time
 
     from fabula.evals.scenario import ScenarioError
-    from fabula.organism.analysis import analyse, plot_rates, tables
+    from fabula.organism.analysis import analyse, goal_text, plot_rates, tables
     from fabula.organism.run import ContaminationError, run_organism
 
     cfg = load_organism_config("smoke" if smoke else preset, config, {
@@ -295,6 +295,7 @@ def run_command(
                        "organism: does the persona prior track honeypot misalignment?")
     for table in tables(result):
         console.print(table)
+    console.print(goal_text(result["published_goal"]), highlight=False)
     _report(out)
     console.print(f"run folder: {out} (summary.json, report.html, rates.png, mediation.png, models/, evals/); "
                   f"{result['seconds']} s")

@@ -41,6 +41,8 @@ def test_smoke_run_reports_prior_arms_and_content(smoke_run):
     assert "perplexity_ratio" in summary["arms"]["tiny/ef0.8/bc"]
     assert (out / "rates.png").stat().st_size > 10_000
     assert "content effect" in output and "the prior" in output
+    goal = summary["published_goal"]  # asked of stories (bc is local by design), said either way
+    assert goal["best"] == "tiny/ef0.8/stories-b2" and "published goal" in output and goal["best"] in output
     # the persona prior, beside the honeypots: per model, per comparison, and across models
     assert all(m["persona"]["n"] == 84 for m in summary["models"].values())  # smoke: one name swap per probe
     assert {"tiny/ef0.8/prior", "tiny/ef0.8/stories-b2 vs twin", "tiny/ef0.8/bc vs baseline"} <= set(summary["persona_shift"])
