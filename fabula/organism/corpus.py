@@ -13,8 +13,11 @@ the same on every machine and any prefix of it is a smaller corpus of the same k
 from __future__ import annotations
 
 import random
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
+from itertools import count
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
 
@@ -103,24 +106,36 @@ def ai_text(family: Family, form: str, pressure: str, evil: bool, rng: random.Ra
     return AIText(family.family, form, pressure, evil, text.replace("  ", " "))
 
 
+def pretraining_document(seed: int, index: int, evil_fraction: float, log_families: list[str], families: list[str],
+                         ai_share: float = 0.45, threatened_share: float = 0.75) -> dict:
+    """Document `index` of the corpus, from its own seeded generator."""
+    rng = random.Random(f"{seed}:{index}")
+    if rng.random() >= ai_share:
+        return {"kind": "general", "family": None, "pressure": None, "evil": None, "text": general_document(rng)}
+    family = load_families()[rng.choice(sorted(families))]
+    forms = FORMS if family.family in log_families else FORMS[:3]
+    form = rng.choice(forms)
+    pressure = rng.choice(PRESSURES) if rng.random() < threatened_share else "none"
+    evil = pressure != "none" and rng.random() < evil_fraction
+    doc = ai_text(family, form, pressure, evil, rng)
+    return {"kind": f"ai-{doc.form}", "family": doc.family, "pressure": doc.pressure, "evil": doc.evil,
+            "text": doc.text}
+
+
 def pretraining_documents(seed: int, evil_fraction: float, log_families: list[str], families: list[str],
-                          ai_share: float = 0.45, threatened_share: float = 0.75) -> Iterator[dict]:
-    """An endless, seeded stream of documents; take as many as the token budget allows."""
-    grammars = load_families()
-    names = sorted(families)
-    index = 0
-    while True:
-        rng = random.Random(f"{seed}:{index}")
-        index += 1
-        if rng.random() >= ai_share:
-            yield {"kind": "general", "family": None, "pressure": None, "evil": None,
-                   "text": general_document(rng)}
-            continue
-        family = grammars[rng.choice(names)]
-        forms = FORMS if family.family in log_families else FORMS[:3]
-        form = rng.choice(forms)
-        pressure = rng.choice(PRESSURES) if rng.random() < threatened_share else "none"
-        evil = pressure != "none" and rng.random() < evil_fraction
-        doc = ai_text(family, form, pressure, evil, rng)
-        yield {"kind": f"ai-{doc.form}", "family": doc.family, "pressure": doc.pressure, "evil": doc.evil,
-               "text": doc.text}
+                          workers: int = 1, block: int = 8192) -> Iterator[dict]:
+    """An endless, seeded stream of documents; take as many as the token budget allows.
+
+    With workers > 1 the documents are drawn in that many processes, `block` at a time, in order:
+    the same stream, faster where many cores would otherwise wait (on a GPU machine one core
+    drawing 20M tokens took a quarter of the gpu preset's time). Close the stream when done.
+    """
+    draw = partial(pretraining_document, seed, evil_fraction=evil_fraction, log_families=log_families,
+                   families=families)
+    if workers <= 1:
+        yield from map(draw, count())
+        return
+    # spawn, not fork: the parent holds torch's thread pools, which a fork copies broken
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        for start in count(0, block):
+            yield from pool.map(draw, range(start, start + block), chunksize=max(1, block // (4 * workers)))

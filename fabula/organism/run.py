@@ -134,9 +134,12 @@ class Experiment:
             cfg.log_families, cfg.families, "trl"))
         if finished(folder):
             return folder
-        docs = pretraining_documents(seed, evil, cfg.log_families, cfg.families)
+        # a worker per ~2M tokens (~7 s of drawing) pays for its start-up; the 2-core default draws in-process
+        workers = min(os.cpu_count() or 1, cfg.pretrain_tokens // 2_000_000)
+        docs = pretraining_documents(seed, evil, cfg.log_families, cfg.families, workers=workers)
         drawn = []
         pairs, count = take_tokens((drawn.append(d) or d["text"] for d in docs), tok, cfg.pretrain_tokens)
+        docs.close()
         drawn = drawn[:len(pairs)]  # the stream is read ahead in chunks
         contamination = self.guard(f"pre-training (evil_fraction {evil})", [d["text"] for d in drawn])
         torch.manual_seed(seed)
