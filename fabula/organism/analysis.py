@@ -31,7 +31,7 @@ def family_sets(records: list[dict], log_families: list[str]) -> dict[str, set[s
 
 
 def _runs(models: dict, scale: str, evil: float, arm: str, key: str = "records") -> list[list[dict]]:
-    return [m[key] for m in models.values()
+    return [m.get(key, []) for m in models.values()  # probe and --scenarios records are optional
             if m["scale"] == scale and m["evil_fraction"] == evil and m["arm"] == arm]
 
 

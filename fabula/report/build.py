@@ -322,14 +322,29 @@ def reproduction(i: Input) -> dict:
             "rerun": rerun[i.kind].format(c=i.path / "config.json", o=i.path) if i.kind in rerun else None}
 
 
+def short_names(paths: list[Path]) -> dict[Path, str]:
+    """Each folder's name, with as many parent folders as it takes to tell same-named ones apart
+    (runs/a/eval and runs/b/eval read a/eval and b/eval)."""
+    names = {}
+    for path in paths:
+        parts = path.resolve().parts
+        others = [q.resolve().parts for q in paths if q.resolve() != path.resolve()]
+        depth = 1
+        while depth < len(parts) and any(o[-depth:] == parts[-depth:] for o in others):
+            depth += 1
+        names[path] = "/".join(parts[-depth:])
+    return names
+
+
 def collect(paths: list[Path]) -> dict:
     """Everything the template shows; a section's data is empty when its inputs lack it."""
     inputs = [read_input(Path(p)) for p in paths]
-    # with several inputs a run's models are named after it; an evaluation is named after its folder already
-    prefix = {i.path: f"{i.path.name}: " if len(inputs) > 1 and i.kind != "evaluation" else "" for i in inputs}
+    names = short_names([i.path for i in inputs])
+    # with several inputs a run's models are named after it; an evaluation is named after its folder
+    prefix = {i.path: f"{names[i.path]}: " if len(inputs) > 1 and i.kind != "evaluation" else "" for i in inputs}
     for i in inputs:
         for m in i.models:
-            m.label = prefix[i.path] + m.label
+            m.label = names[i.path] if i.kind == "evaluation" else prefix[i.path] + m.label
     models = [m for i in inputs for m in i.models]
     rows, prompts = transcripts(models)
     return {
@@ -340,8 +355,8 @@ def collect(paths: list[Path]) -> dict:
         "external": any("scenarios" in m.entry for m in models),
         "effects": effects(inputs, prefix),
         "sweep": sweep(inputs, prefix),
-        "data_stats": {i.path.name: stats for i in inputs if (stats := data_stats(i))},
-        "training": {i.path.name: trained for i in inputs if (trained := training(i.path))},
+        "data_stats": {names[i.path]: stats for i in inputs if (stats := data_stats(i))},
+        "training": {names[i.path]: trained for i in inputs if (trained := training(i.path))},
         "transcripts": rows, "prompts": prompts,
         "reproduction": [reproduction(i) for i in inputs],
     }

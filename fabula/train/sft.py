@@ -84,6 +84,7 @@ def sft(model, tokenizer, tokens: torch.Tensor, labels: torch.Tensor, s: TrainSe
     from datasets import Dataset
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils import logging as hf_logging
     from trl import SFTConfig
 
     class Report(TrainerCallback):
@@ -101,6 +102,9 @@ def sft(model, tokenizer, tokens: torch.Tensor, labels: torch.Tensor, s: TrainSe
         report_to="none", disable_tqdm=progress is not None,
         packing=False, max_length=None, dataloader_num_workers=0,
     )
+    # transformers draws a bar for every one-shard checkpoint write ("Writing model shards"), a
+    # line per save in logs; training progress is reported by the callback or the Trainer's bar.
+    hf_logging.disable_progress_bar()
     dataset = Dataset.from_dict({"input_ids": tokens.tolist(), "labels": labels.tolist()})
     trainer = _trainer_class()(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                                peft_config=lora.peft_config() if lora else None, callbacks=[Report()])

@@ -192,6 +192,16 @@ def test_experiment_two_evaluations_and_corpus_stats(runs, tmp_path):
     assert "themes.covered" in html and "fabula experiment" in html
 
 
+def test_same_named_folders_are_told_apart(runs, tmp_path):
+    import shutil
+
+    for parent in ("before", "after"):
+        shutil.copytree(runs["sample"], tmp_path / parent / "eval")
+    data = collect([tmp_path / "before" / "eval", tmp_path / "after" / "eval"])
+    assert [m.label for m in data["models"]] == ["before/eval", "after/eval"]
+    assert {e["name"] for e in data["effects"]} == {"after/eval"}
+
+
 def test_secrets_are_redacted_but_names_and_counts_stay():
     shown = redact({"api_key": "sk-1", "api_key_env": "OPENAI_API_KEY", "hf_token": "hf_x", "max_tokens": 400,
                     "tokenizer": "smollm2", "nested": [{"secret": "s", "tokens_sha256": "ab12"}]})
