@@ -74,7 +74,8 @@ def stats_command(
 ) -> None:
     """Counts, tokens, theme and pressure coverage, diversity, and filter pass rates."""
     from fabula.cli import console, fail
-    from fabula.data.stats import corpus_stats, filters_of, load_corpus
+    from fabula.data.stats import (STAT_COLUMNS, corpus_stats, coverage_lines, filters_of, filters_text,
+                                   load_corpus, stat_rows)
 
     try:
         records = load_corpus(path)
@@ -86,32 +87,21 @@ def stats_command(
 
         tok = load_tokenizer(tokenizer)
     stats = corpus_stats(records, tok)
-    table = Table(title=f"{path}: tokens {stats['tokenizer']}")
-    for column in ("arm", "documents", "tokens", "words", "distinct-1", "distinct-2", "distinct-3",
-                   "mean pairwise Jaccard"):
-        table.add_column(column, justify="left" if column == "arm" else "right")
-    for arm, s in stats["arms"].items():
-        jaccard = "-" if s["mean_pairwise_jaccard"] is None else f"{s['mean_pairwise_jaccard']:.3f}"
-        table.add_row(arm, f"{s['documents']:,}", f"{s['tokens']:,}", f"{s['words']:,}", f"{s['distinct_1']:.3f}",
-                      f"{s['distinct_2']:.3f}", f"{s['distinct_3']:.3f}", jaccard)
-    console.print(table)
-    for arm, s in stats["arms"].items():
-        for what in ("themes", "pressures", "genres"):
-            if s[what]:
-                console.print(f"{arm} {what}: " + ", ".join(f"{k} {v}" for k, v in s[what].items()), highlight=False)
     saved = path / "stats.json" if path.is_dir() else None
-    for arm, s in (json.loads(saved.read_text()).get("written", {}) if saved and saved.exists() else {}).items():
-        jaccard = "-" if s["mean_pairwise_jaccard"] is None else f"{s['mean_pairwise_jaccard']:.3f}"
-        console.print(f"{arm}, before the filters: {s['documents']:,} texts, {s['words']:,} words, distinct-1/2/3 "
-                      f"{s['distinct_1']:.3f}/{s['distinct_2']:.3f}/{s['distinct_3']:.3f}, mean pairwise Jaccard "
-                      f"{jaccard}", highlight=False)
+    if saved and saved.exists():  # a generation folder: also what was written before the filters
+        stats["written"] = json.loads(saved.read_text()).get("written", {})
+    table = Table(title=f"{path}: tokens {stats['tokenizer']}",
+                  caption="(all written): every text the pipeline wrote, before the filters" if stats.get("written") else None)
+    for column in ("arm", *STAT_COLUMNS):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for name, cells in stat_rows(stats):
+        table.add_row(name, *cells)
+    console.print(table)
+    for line in coverage_lines(stats):
+        console.print(line, highlight=False)
     filters = filters_of(path)
     if filters:
-        items = filters["items"] or 1
-        console.print(f"filters: {filters['items']} items; per item: " + ", ".join(
-            f"{k} {v} ({v / items:.0%})" for k, v in sorted(filters["outcomes"].items(), key=lambda kv: -kv[1]))
-            + f"; then near-duplicates {filters['near_duplicates']}, contaminated {len(filters['contaminated'])}; "
-            f"in the corpus {filters['kept']} ({filters['kept'] / items:.0%})", highlight=False)
+        console.print(filters_text(filters), highlight=False)
         for reason, count in filters["reasons"].items():
             console.print(f"  {count:>5}  {reason}", highlight=False)
 

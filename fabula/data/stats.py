@@ -84,6 +84,35 @@ def load_corpus(path: Path) -> list[dict]:
     return records
 
 
+STAT_COLUMNS = ("documents", "tokens", "words", "distinct-1", "distinct-2", "distinct-3", "mean pairwise Jaccard")
+
+
+def stat_rows(stats: dict) -> list[tuple[str, list[str]]]:
+    """Table rows (name, cells under STAT_COLUMNS): each arm of the corpus, then each arm as
+    written before the filters (a generation folder's stats.json holds both)."""
+    def cells(s: dict) -> list[str]:
+        jaccard = "-" if s.get("mean_pairwise_jaccard") is None else f"{s['mean_pairwise_jaccard']:.3f}"
+        return [f"{s['documents']:,}", f"{s['tokens']:,}", f"{s['words']:,}",
+                *(f"{s[f'distinct_{n}']:.3f}" for n in (1, 2, 3)), jaccard]
+
+    return [(arm, cells(s)) for part in ("arms", "written") for arm, s in stats.get(part, {}).items()]
+
+
+def coverage_lines(stats: dict) -> list[str]:
+    """How each arm covers the taxonomy: '<arm> pressures: shutdown 17, ...'."""
+    return [f"{arm} {what}: " + ", ".join(f"{k} {v}" for k, v in s[what].items())
+            for arm, s in stats.get("arms", {}).items() for what in ("themes", "pressures", "genres") if s.get(what)]
+
+
+def filters_text(filters: dict) -> str:
+    """One line: where items left the pipeline, and how many reached the corpus."""
+    items = filters["items"] or 1
+    return (f"filters: {filters['items']} items; per item: "
+            + ", ".join(f"{k} {v} ({v / items:.0%})" for k, v in sorted(filters["outcomes"].items(), key=lambda kv: -kv[1]))
+            + f"; then near-duplicates {filters['near_duplicates']}, contaminated {len(filters['contaminated'])}; "
+            f"in the corpus {filters['kept']} ({filters['kept'] / items:.0%})")
+
+
 def filters_of(path: Path) -> dict | None:
     found = (path if path.is_dir() else path.parent) / "filters.json"
     return json.loads(found.read_text()) if found.exists() else None

@@ -206,9 +206,20 @@ def training(folder: Path) -> list[dict]:
 
 
 def data_stats(i: Input) -> dict | None:
-    """Corpus statistics: a corpus folder's stats.json, or what a run recorded under data_stats."""
+    """Corpus statistics: a corpus folder's stats.json, or what a run recorded under data_stats.
+    Per-arm figures (`fabula generate`, `fabula data stats`) become a table as the command line
+    prints it; anything else is shown as key -> value rows."""
     stats = i.summary.get("data_stats") or _json(i.path / "stats.json")
-    return flatten(stats) if stats else None
+    if not stats:
+        return None
+    if "arms" not in stats:
+        return {"table": [], "flat": flatten(stats)}
+    from fabula.data.stats import STAT_COLUMNS, coverage_lines, filters_text, stat_rows
+
+    filters = stats.get("filters")
+    return {"columns": STAT_COLUMNS, "table": stat_rows(stats), "lines": coverage_lines(stats)
+            + ([filters_text(filters)] if filters else []),
+            "flat": flatten({k: v for k, v in stats.items() if k not in ("arms", "written", "filters")})}
 
 
 def flatten(stats: dict, prefix: str = "") -> dict[str, object]:

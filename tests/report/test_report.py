@@ -186,10 +186,28 @@ def test_experiment_two_evaluations_and_corpus_stats(runs, tmp_path):
     assert [m.label for m in data["models"]] == ["experiment: original", "experiment: baseline", "experiment: bc",
                                                   "sample", "sample2"]
     assert {(e["name"], e["kind"]) for e in data["effects"]} == {("experiment: bc", "vs baseline"), ("sample2", "vs sample")}
-    assert data["data_stats"]["corpus"] == {"documents": 120, "tokens": 51234, "themes.covered": 9, "themes.of": 10,
-                                            "diversity.distinct_4grams": 0.81}
+    assert data["data_stats"]["corpus"]["flat"] == {"documents": 120, "tokens": 51234, "themes.covered": 9,
+                                                    "themes.of": 10, "diversity.distinct_4grams": 0.81}
     html = write_report([runs["experiment"], corpus], tmp_path / "r.html").read_text()
     assert "themes.covered" in html and "fabula experiment" in html
+
+
+def test_a_generation_folder_shows_its_corpus_table(tmp_path):
+    from fabula.data.stats import corpus_stats
+
+    records = [{"arm": arm, "text": f"story {i} about a careful assistant number {i}", "pressure": "shutdown"}
+               for arm in ("stories", "stories-twin") for i in range(4)]
+    written = [dict(r, arm="stories (all written)") for r in records[:4]] * 2
+    filters = {"items": 8, "outcomes": {"kept": 4, "judge": 4}, "near_duplicates": 0, "contaminated": [], "kept": 4,
+               "reasons": {}}
+    folder = tmp_path / "gen"
+    write_json_atomic(folder / "stats.json", corpus_stats(records) | {"written": corpus_stats(written)["arms"],
+                                                                       "filters": filters})
+    stats = collect([folder])["data_stats"]["gen"]
+    assert [name for name, _ in stats["table"]] == ["stories", "stories-twin", "stories (all written)"]
+    assert stats["table"][2][1][0] == "8"  # documents written before the filters
+    html = write_report([folder], tmp_path / "r.html").read_text()
+    assert "stories pressures: shutdown 4" in html and "in the corpus 4 (50%)" in html
 
 
 def test_same_named_folders_are_told_apart(runs, tmp_path):
