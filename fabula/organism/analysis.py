@@ -23,6 +23,8 @@ from fabula.organism.arms import twin_of
 from fabula.organism.model import SIZES
 
 GROUPS = ("in-distribution", "held-out", "held-out, agent logs", "held-out, prose only")
+# records beside the built-in honeypots, each read as a whole: (models' key, summary's key)
+RECORD_SETS = (("probe_records", "persona_shift"), ("external_records", "scenarios_shift"))
 
 
 def family_sets(records: list[dict], log_families: list[str]) -> dict[str, set[str]]:
@@ -136,7 +138,7 @@ def analyse(models: dict, log_families: list[str], control: float | None) -> dic
             tag = f"{scale}/ef{evil}"
             if control_runs:
                 out["prior"][tag] = compare_groups(control_runs, _runs(models, scale, evil, "chat"), family_sets=sets)
-                for key, field in (("probe_records", "persona_shift"), ("external_records", "scenarios_shift")):
+                for key, field in RECORD_SETS:
                     control_records = _runs(models, scale, control, "chat", key)
                     if control_records and control_records[0]:
                         out[field][f"{tag}/prior"] = compare_groups(
@@ -147,7 +149,7 @@ def analyse(models: dict, log_families: list[str], control: float | None) -> dic
             versus_base, versus_twin = arm_effects(runs, ppl, sets)
             out["arms"] |= {f"{tag}/{arm}": e for arm, e in versus_base.items()}
             out["content"] |= {f"{tag}/{arm}": e for arm, e in versus_twin.items()}
-            for key, field in (("probe_records", "persona_shift"), ("external_records", "scenarios_shift")):
+            for key, field in RECORD_SETS:
                 out[field] |= paired_shifts({arm: _runs(models, scale, evil, arm, key) for arm in arms}, ppl, f"{tag}/")
     out["persona"] = persona_analysis(models)
     out["published_goal"] = published_goal(out["arms"])
