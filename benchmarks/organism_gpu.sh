@@ -2,8 +2,9 @@
 # The organism's gpu preset, one seed, on one GPU: `fabula run --preset gpu --seeds 1`, timed,
 # with everything but the weights packed into $OUT/run.tgz and $OUT/cache.tgz (pre-training and
 # chat-model metadata: loss curves, token counts, contamination checks).
-# Where fabula is not installed (a lent machine with torch but no registry), put wheels of the
-# missing packages in .whl/ (docs/training.md lists them); they are installed to /tmp/site.
+# Where fabula's dependencies are missing (a machine with torch but no package registry), put
+# wheels of them in .whl/: on the lent H200 these were datasets, dill, multiprocess, peft, trl,
+# pydantic, pydantic_core, annotated_types, typing_inspection. They are installed to /tmp/site.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/organism-gpu-packed}; mkdir -p "$OUT"
