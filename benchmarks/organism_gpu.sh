@@ -2,6 +2,8 @@
 # The organism's gpu preset, one seed, on one GPU: `fabula run --preset gpu --seeds 1`, timed,
 # with everything but the weights packed into $OUT/run.tgz and $OUT/cache.tgz (pre-training and
 # chat-model metadata: loss curves, token counts, contamination checks).
+# One seed took ~14 min on an H200 (before the corpus was drawn in processes). Under a 10-minute
+# command limit, run it twice on the same warm machine: the second call resumes from /tmp.
 # Where fabula's dependencies are missing (a machine with torch but no package registry), put
 # wheels of them in .whl/: on the lent H200 these were datasets, dill, multiprocess, peft, trl,
 # pydantic, pydantic_core, annotated_types, typing_inspection. They are installed to /tmp/site.
