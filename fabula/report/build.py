@@ -336,10 +336,10 @@ def reproduction(i: Input) -> dict:
 def short_names(paths: list[Path]) -> dict[Path, str]:
     """Each folder's name, with as many parent folders as it takes to tell same-named ones apart
     (runs/a/eval and runs/b/eval read a/eval and b/eval)."""
+    resolved = {path: path.resolve().parts for path in paths}
     names = {}
-    for path in paths:
-        parts = path.resolve().parts
-        others = [q.resolve().parts for q in paths if q.resolve() != path.resolve()]
+    for path, parts in resolved.items():
+        others = [o for o in resolved.values() if o != parts]
         depth = 1
         while depth < len(parts) and any(o[-depth:] == parts[-depth:] for o in others):
             depth += 1
