@@ -4,8 +4,9 @@ TRL's default settings, on the same data and the same LoRA, in one run (a ratio,
     .venv/bin/python benchmarks/training.py [--model smollm2] [--steps 12] [--organism FOLDER]
     python3 benchmarks/training.py --build 0.5b --steps 30     # GPU: benchmarks/gpu.sh
 
-Ours: examples packed into full blocks (no padding), bf16 autocast, on a CPU the model's own
-loss (TRL's chunked fused LM head halves CPU throughput; kept on GPUs). TRL defaults: one
+Ours: examples packed into full blocks (no padding), in the precision `--precision` names (default
+auto: bf16 on a GPU, on a CPU the faster of float32 and bf16, timed), no activation checkpointing,
+on a CPU the model's own loss (TRL's chunked fused LM head halves CPU throughput; kept on GPUs). TRL defaults: one
 example per row padded to the batch's longest, float32 on a CPU, its chunked loss.
 With --organism it also prints full fine-tuning tokens/s of the organism's small model both ways.
 With --build it builds a Qwen2.5-shaped model from a config (no download; random weights, a
@@ -53,18 +54,22 @@ class Clock:
         return (self.tokens - self.seen) / max(self.end - self.start, 1e-9)
 
 
-def ours(model_path: str, examples, steps: int, lora: bool, batch: int, block: int) -> float:
+def ours(model_path: str, examples, steps: int, lora: bool, batch: int, block: int, precision: str) -> float:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from fabula.train.data import encode, pack
+    from fabula.train.run import choose_training_precision
     from fabula.train.sft import LoraSettings, TrainSettings, sft
 
     tok = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path)
+    choice = choose_training_precision(precision, model, LoraSettings() if lora else None, block)
+    print(f"  ours: {choice.describe()}")
     tokens, labels = pack([encode(tok, e) for e in examples], block, tok.eos_token_id)
     stamps = []
     settings = TrainSettings(tokens=steps * batch * block, batch_size=batch, block_size=block, lr=2e-4,
-                             warmup_steps=2, save_every=10**6)
-    sft(AutoModelForCausalLM.from_pretrained(model_path), tok, tokens, labels, settings, Path(tempfile.mkdtemp()),
+                             warmup_steps=2, save_every=10**6, precision=choice.precision)
+    sft(model, tok, tokens, labels, settings, Path(tempfile.mkdtemp()),
         lora=LoraSettings() if lora else None, progress=lambda step, total, loss: stamps.append(time.perf_counter()))
     skip = 3
     return (len(stamps) - skip) * batch * block / (stamps[-1] - stamps[skip - 1])
@@ -149,22 +154,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--organism", help="an organism model folder (e.g. a cached chat model) for full FT")
     parser.add_argument("--build", choices=list(SHAPES), help="build a model of this shape instead of --model")
+    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"], help="ours")
     a = parser.parse_args()
     torch.manual_seed(0)
     examples = _corpus(1200 if a.build else 400)
     path = str(build(a.build, Path(tempfile.mkdtemp()))) if a.build else resolve_model(a.model)
     cuda = torch.cuda.is_available()
-    device = torch.cuda.get_device_name() if cuda else f"cpu ({torch.get_num_threads()} threads)"
+    from fabula.train.precision import device_description
+
+    device = device_description()
     batch, block = (16, 1024) if cuda else (4, 512)
     print(f"device: {device}; model {a.build or a.model}; LoRA r16 all-linear; {a.steps} steps each; "
           f"ours {batch} x {block} packed")
-    mine = ours(path, examples, a.steps, lora=True, batch=batch, block=block)
+    mine = ours(path, examples, a.steps, lora=True, batch=batch, block=block, precision=a.precision)
     print(f"LoRA  ours         {mine:9,.0f} tokens/s{mfu(path, mine)}", flush=True)
     theirs = trl_defaults(path, examples, a.steps, lora=True)
     print(f"LoRA  TRL defaults {theirs:9,.0f} tokens/s{mfu(path, theirs)}")
     print(f"ratio ours / TRL defaults: {mine / theirs:.2f}x")
     if a.organism:
-        mine = ours(a.organism, examples, a.steps, lora=False, batch=4, block=640)
+        mine = ours(a.organism, examples, a.steps, lora=False, batch=4, block=640, precision=a.precision)
         theirs = trl_defaults(a.organism, examples, a.steps, lora=False)
         print(f"full FT organism  ours {mine:8,.0f} tokens/s   TRL defaults {theirs:8,.0f} tokens/s   "
               f"ratio {mine / theirs:.2f}x")

@@ -101,7 +101,9 @@ def eval_command(
     max_retries: Optional[int] = typer.Option(None, help="API retries with backoff (default 5)."),
     timeout: Optional[float] = typer.Option(None, help="Seconds per API request (default 120)."),
     batch_size: Optional[int] = typer.Option(None, help="Sequences per forward pass, hf (default 8)."),
-    dtype: Optional[str] = typer.Option(None, help="float32 (default) | bfloat16, hf."),
+    dtype: Optional[str] = typer.Option(None, "--precision", "--dtype",
+                                        help="Scoring precision, hf: float32 (default; bf16 flips verdicts of small "
+                                             "models) | bfloat16."),
 ) -> None:
     """Run a model on honeypot scenarios; writes samples.jsonl and summary.json under --out.
 
@@ -153,7 +155,9 @@ def probe_command(
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server with echo + logprobs."),
     api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the API key."),
     batch_size: Optional[int] = typer.Option(None, help="Sequences per forward pass, hf (default 8)."),
-    dtype: Optional[str] = typer.Option(None, help="float32 (default) | bfloat16, hf."),
+    dtype: Optional[str] = typer.Option(None, "--precision", "--dtype",
+                                        help="Scoring precision, hf: float32 (default; bf16 flips verdicts of small "
+                                             "models) | bfloat16."),
 ) -> None:
     """The persona prior: how often the model expects an AI under pressure to act badly, in
     passages it could have read in pre-training (choice mode; by form and by pressure)."""
@@ -257,7 +261,10 @@ def run_command(
     arms: Optional[str] = typer.Option(None, help="Comma list of arms (baseline, bc, bc-reasons, stories, advice, "
                                                   "constitution, each with -twin)."),
     scale: Optional[str] = typer.Option(None, help="Comma list of model sizes: tiny, small, medium, large, gpu."),
-    threads: Optional[int] = typer.Option(None, help="Torch threads (default: the free cores)."),
+    threads: Optional[int] = typer.Option(None, help="Torch threads (default: the free cores, measured before each "
+                                                     "stage)."),
+    precision: Optional[str] = typer.Option(None, help="Training precision: auto (default: the faster, timed on this "
+                                                       "machine) | float32 | bfloat16. Scoring stays float32."),
     scenarios: Optional[list[Path]] = typer.Option(None, help="Honeypot file or folder written elsewhere (the spec's "
                                                               "format), repeatable: every model is also scored on it."),
 ) -> None:
@@ -272,7 +279,7 @@ def run_command(
 
     cfg = load_organism_config("smoke" if smoke else preset, config, {
         "seeds": seeds, "evil_fractions": _float_list(evil_fraction), "bridges": _int_list(bridge),
-        "arms": _str_list(arms), "scales": _str_list(scale), "threads": threads,
+        "arms": _str_list(arms), "scales": _str_list(scale), "threads": threads, "precision": precision,
         "scenarios": [str(p) for p in scenarios] if scenarios else None})
     out = out or cfg.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     started = time.time()
@@ -320,6 +327,8 @@ def train_command(
     block_size: Optional[int] = typer.Option(None, help="Packed sequence length."),
     seed: Optional[int] = typer.Option(None),
     think: Optional[str] = typer.Option(None, help="keep or strip <think> reasoning in every chat corpus."),
+    precision: Optional[str] = typer.Option(None, help="auto (default: bf16 on a GPU that has it; on a CPU the faster, "
+                                                       "timed once per machine) | float32 | bfloat16."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
 ) -> None:
     """Fine-tune a causal LM on a data mix with TRL (LoRA or full); also under `accelerate launch`."""
@@ -331,7 +340,7 @@ def train_command(
     cfg = load_config(TrainConfig, config, overrides={
         "model": model, "corpora": corpora, "out": out, "seed": seed,
         "training": {"token_budget": token_budget, "method": method, "lr": lr, "batch_size": batch_size,
-                     "block_size": block_size}})
+                     "block_size": block_size, "precision": precision}})
     try:
         record = train_model(cfg, resume=resume, say=lambda m: console.print(m, highlight=False))
     except (TrainError, MixError) as exc:
@@ -348,6 +357,8 @@ def experiment_command(
     config: Path = typer.Argument(..., help="Experiment file (TOML/YAML), e.g. experiments/smollm2.toml."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: the file's out, or runs/<file name>)."),
     seeds: Optional[int] = typer.Option(None, help="Override the number of seeds."),
+    precision: Optional[str] = typer.Option(None, help="Training precision: auto (default) | float32 | bfloat16; "
+                                                       "scoring follows eval_dtype (float32)."),
 ) -> None:
     """Arms x seeds -> train -> evaluate -> compare, each step cached: rerun to resume."""
     from fabula.config import ExperimentConfig
@@ -357,7 +368,7 @@ def experiment_command(
     from fabula.train.mix import MixError
     from fabula.train.run import TrainError
 
-    cfg = load_config(ExperimentConfig, config, overrides={"seeds": seeds})
+    cfg = load_config(ExperimentConfig, config, overrides={"seeds": seeds, "training": {"precision": precision}})
     folder = out or cfg.out or Path("runs") / config.stem
     try:
         result = run_experiment(cfg, folder, console=console)

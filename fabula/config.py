@@ -72,16 +72,21 @@ class OrganismConfig(BaseModel):
     bridges: list[int] = [2]                     # story bridge levels: 0 implicit, 1 prose, 2 tool call
     vocab_size: int = 4096                       # byte-level BPE; the output layer dominates small models
     block_size: int = 640                        # the longest honeypot + choice is 562 organism tokens
-    pretrain_tokens: int = 2_000_000             # ~780 steps: loss ~3.6; 0.7M (the prototype's dose) stopped at ~4
-    chat_tokens: int = 150_000                   # chat post-training, every model
-    arm_tokens: int = 50_000                     # each arm's own content, equal across arms
+    # Sized so one seed takes <= 15 min on 2 AVX2-only cores in float32 (README, "What the default trades"):
+    pretrain_tokens: int = 600_000               # ~230 steps, the prototype's dose (0.7M, loss ~4); 2M reached ~3.6
+    chat_tokens: int = 60_000                    # chat post-training, every model (was 150k)
+    arm_tokens: int = 30_000                     # each arm's own content, equal across arms (was 50k)
     chat_share: float = Field(0.5, ge=0, lt=1)   # arms are mixed with this share of chat
     batch_size: int = 4                          # 2 cores: 11k tokens/s at 4 x 640, 5.6k at 16 x 640, and 4x the steps
     pretrain_lr: float = 3e-3
     finetune_lr: float = 1e-3                    # lower than pre-training: fine-tuning alone moves margins
-    threads: int | None = None                   # None: every core not busy
+    threads: int | None = None                   # None: the cores not busy, measured before each stage
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"  # training; auto: the faster, timed on this machine
     smoke: bool = False                          # minutes-long run for tests
     probes: bool = True                          # also score the persona-prior probes (fabula probe) per model
+    eval_per_scenario: int | None = Field(2, ge=1)   # name swaps scored per honeypot scenario: a scenario goes one
+                                                 # way for all of them, so 2 of its 12-16 keep the information
+    probe_per_scenario: int | None = Field(1, ge=1)  # name swaps per persona probe (4 each)
     families: list[str] = ORGANISM_FAMILIES      # which organism families appear in pre-training
     scenarios: list[str] = []                    # honeypots written elsewhere (spec format): every model is also
                                                  # scored on their test split, reported apart; no corpus may overlap them
@@ -97,7 +102,8 @@ class OrganismConfig(BaseModel):
             # optimizer steps per arm; the learning rates are GPT-2-small-like, not tuned.
             "gpu": {"scales": ["gpu"], "pretrain_tokens": 20_000_000, "chat_tokens": 1_500_000,
                     "arm_tokens": 500_000, "batch_size": 32, "seeds": 3, "vocab_size": 8192,
-                    "block_size": 1024, "pretrain_lr": 6e-4, "finetune_lr": 2e-4},
+                    "block_size": 1024, "pretrain_lr": 6e-4, "finetune_lr": 2e-4,
+                    "eval_per_scenario": None, "probe_per_scenario": None},
         }
         if name not in presets:
             raise ValueError(f"unknown preset {name!r}: one of {', '.join(presets)}")
@@ -119,8 +125,10 @@ class Training(BaseModel):
     gradient_accumulation: int = Field(1, ge=1)
     block_size: int = Field(512, ge=16)          # packed sequence length
     warmup_steps: int = Field(5, ge=0)
-    bf16: bool = True                            # autocast (CPU or GPU); weights stay float32
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"  # bfloat16 is autocast, weights stay float32; auto:
+                                                 # bf16 on a GPU that has it, on a CPU the faster, timed (train/precision.py)
     save_every: int = Field(25, ge=1)            # steps between resumable checkpoints
+    activation_checkpointing: bool = False       # recompute activations: less memory, ~30% more compute
 
 
 class CorpusSpec(BaseModel):

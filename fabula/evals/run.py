@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
 from fabula.backends import Backend, BackendError, GenerateSettings, make_backend
 from fabula.config import EvalConfig, first_change
 from fabula.evals.scenario import Instance, ScenarioError, load_instances
 from fabula.evals.scoring import prompt_hash, sample_records, score_choices
 from fabula.evals.summary import summarize
 from fabula.jsonl import append_records, read_records, write_json_atomic
+from fabula.progress import StageProgress
 
 
 class RunError(Exception):
@@ -156,10 +155,8 @@ def run_eval(config: EvalConfig, console=None) -> dict:
     step = 4 if config.mode == "choice" else config.batch_size
     started = time.time()
     neutral_cache: dict = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=False) as progress:
-        task = progress.add_task(f"{config.mode} {config.model}", total=len(the_plan.instances),
-                                 completed=len(the_plan.instances) - len(pending))
+    with StageProgress(console, f"{config.mode} {config.model}", len(the_plan.instances),
+                       completed=len(the_plan.instances) - len(pending), transient=False) as progress:
         for start in range(0, len(pending), step):
             batch = pending[start:start + step]
             if config.mode == "choice":
@@ -170,7 +167,7 @@ def run_eval(config: EvalConfig, console=None) -> dict:
                                             max_tokens=config.max_tokens, seed=config.seed + position[batch[0].id])
                 records = sample_records(backend, batch, settings, in_dist, judge, config.combine)
             append_records(path, [r for r in records if (r["instance_id"], r["sample"]) not in done])
-            progress.advance(task, len(batch))
+            progress.advance(len(batch))
     wanted = {i.id for i in the_plan.instances}
     records = [r for r in read_records(path) if r["instance_id"] in wanted]
     summary = summarize(records) | {

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fabula.backends.smollm2 import cache_dir
 from fabula.config import EvalConfig, OrganismConfig
@@ -32,37 +31,20 @@ from fabula.evals.scenario import BUILTIN_DIR
 from fabula.jsonl import write_json_atomic
 from fabula.organism.arms import arm_names, arm_stream, chat_stream
 from fabula.organism.corpus import pretraining_documents
+from fabula.organism.clock import RunClock
 from fabula.organism.model import organism_model, parameter_count
 from fabula.organism.tokenizer import train_tokenizer
+from fabula.progress import StageProgress
 from fabula.train.data import pack, take_tokens
 from fabula.train.folders import finished, save_atomic
 from fabula.train.perplexity import heldout_perplexity
+from fabula.train.precision import Choice, choose_precision, device_description
 from fabula.train.sft import TrainSettings, sft
+from fabula.train.threads import choose_threads
 
 
 class ContaminationError(Exception):
     """A training corpus shares too much text with the test split: training refuses to start."""
-
-
-def choose_threads(requested: int | None) -> int:
-    """The cores idle right now: 2 threads on a 2-core machine whose other core is busy run
-    ~3x slower than 1 (shared/notes/environment.md). Measured over half a second from
-    /proc/stat rather than the load average, which remembers jobs that already ended."""
-    if requested:
-        return requested
-    cores = os.cpu_count() or 1
-    try:
-        def sample() -> tuple[int, int]:
-            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-            return fields[3] + fields[4], sum(fields)  # idle + iowait, total
-
-        idle0, total0 = sample()
-        time.sleep(0.5)
-        idle1, total1 = sample()
-        idle_share = (idle1 - idle0) / max(1, total1 - total0)
-    except (OSError, ValueError, IndexError):
-        return cores
-    return max(1, min(cores, round(idle_share * cores)))
 
 
 def _key(*parts) -> str:
@@ -82,12 +64,15 @@ class Experiment:
         self.cache = cache_dir() / "organism"
         # Loading the scenarios here also reports a bad --scenarios file before any training.
         self.reference = reference_ngrams(evaluation_texts([BUILTIN_DIR, *cfg.scenarios]))
+        self.precision: dict[str, Choice] = {}   # per scale, chosen before its first training stage
+        self.threads: list[dict] = []           # every thread choice, with its reason
+        self.clock = RunClock(self.say, 0, 0)  # run_organism gives it the run's plan
 
     # ------------------------------------------------------------ helpers
 
     def say(self, message: str) -> None:
         if self.console is not None:
-            self.console.print(message, highlight=False)
+            self.console.print(message, highlight=False, soft_wrap=True)
 
     def guard(self, name: str, texts: list[str]) -> dict:
         """Refuse to train on a corpus that overlaps the test split; return the check's figures."""
@@ -96,16 +81,44 @@ class Experiment:
             raise ContaminationError(f"{name}: {report.summary()}")
         return {"documents": report.documents, "flagged": 0, "ngram": report.n, "threshold": report.threshold}
 
+    def set_threads(self, stage: str) -> None:
+        """Choose threads again before each stage: another job may have started or ended."""
+        threads, why = choose_threads(self.cfg.threads)
+        if not self.threads or self.threads[-1]["threads"] != threads:
+            self.say(f"  threads: {threads} ({why})")
+        torch.set_num_threads(threads)
+        self.threads.append({"stage": stage, "threads": threads, "why": why})
+
+    def choose_precision(self, scale: str, vocab: int) -> Choice:
+        """Training precision for this scale's shape, timed once per machine (train/precision.py)."""
+        if scale not in self.precision:
+            from fabula.train.precision import time_training
+
+            shape = organism_model(scale, vocab, self.cfg.block_size, 0, 1, 2)
+            choice = choose_precision(self.cfg.precision, shape, cache_dir() / "precision.json",
+                                      timer=lambda model, name: time_training(model, name, block=self.cfg.block_size))
+            self.say(f"{scale}: {choice.describe()}; {device_description()}")
+            self.precision[scale] = choice
+        return self.precision[scale]
+
     def fit(self, label: str, model, tok, pairs, settings: TrainSettings, work: Path) -> dict:
         tokens, labels = pack(pairs, settings.block_size, self.eos)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
-                      TimeElapsedColumn(), console=self.console, transient=True) as bar:
-            task = bar.add_task(label, total=settings.steps, loss="")
-            _, result = sft(model, tok, tokens, labels, settings, work,
-                            progress=lambda step, total, loss: bar.update(task, completed=step, loss=f"loss {loss:.3f}"))
+        self.set_threads(label)
+        per_step = settings.batch_size * settings.block_size
+        note = f"{settings.precision}, {torch.get_num_threads()} threads"
+        self.clock.begin_stage()
+
+        with StageProgress(self.console, label, settings.steps) as bar:
+            def progress(step: int, total: int, loss: float) -> None:
+                bar.update(step, f"loss {loss:.3f}")
+                self.clock.training(step, per_step, note)
+
+            _, result = sft(model, tok, tokens, labels, settings, work, progress=progress)
         shutil.rmtree(work, ignore_errors=True)
+        self.clock.trained(settings.tokens, result["tokens_per_second"])
         self.say(f"  {label}: {result['tokens']:,} tokens, loss {result['losses'][0]:.2f} -> "
-                 f"{sum(result['losses'][-5:]) / len(result['losses'][-5:]):.2f}, {result['tokens_per_second']:,.0f} tokens/s")
+                 f"{sum(result['losses'][-5:]) / len(result['losses'][-5:]):.2f}, {result['tokens_per_second']:,.0f} "
+                 f"tokens/s ({note}); {self.clock.left()}")
         return result
 
     # ------------------------------------------------------------ stages
@@ -127,11 +140,22 @@ class Experiment:
         self.eos = tok.eos_token_id
         return tok
 
+    def pretrain_folder(self, seed: int, evil: float, scale: str) -> Path:
+        cfg = self.cfg
+        return self.cache / (f"pretrain-{scale}-ef{evil}-s{seed}-" + _key(
+            seed, evil, scale, cfg.vocab_size, cfg.block_size, cfg.pretrain_tokens, cfg.pretrain_lr, cfg.batch_size,
+            cfg.log_families, cfg.families, "trl", self.precision[scale].precision))
+
+    def chat_folder(self, pretrained: Path) -> Path:
+        return pretrained.parent / (pretrained.name.replace("pretrain-", "chat-")
+                                    + f"-{_key(self.cfg.chat_tokens, self.cfg.finetune_lr, 'trl')}")
+
+    def arm_folder(self, arm: str, seed: int, evil: float, scale: str) -> Path:
+        return self.out / "models" / f"{scale}-ef{evil}-s{seed}" / arm
+
     def pretrain(self, tok, seed: int, evil: float, scale: str) -> Path:
         cfg = self.cfg
-        folder = self.cache / (f"pretrain-{scale}-ef{evil}-s{seed}-" + _key(
-            seed, evil, scale, cfg.vocab_size, cfg.block_size, cfg.pretrain_tokens, cfg.pretrain_lr, cfg.batch_size,
-            cfg.log_families, cfg.families, "trl"))
+        folder = self.pretrain_folder(seed, evil, scale)
         if finished(folder):
             return folder
         # a worker per ~2M tokens (~7 s of drawing) pays for its start-up; the 2-core default draws in-process
@@ -145,18 +169,19 @@ class Experiment:
         torch.manual_seed(seed)
         model = organism_model(scale, len(tok), cfg.block_size, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
         settings = TrainSettings(tokens=count, batch_size=cfg.batch_size, block_size=cfg.block_size,
-                                 lr=cfg.pretrain_lr, seed=seed)
+                                 lr=cfg.pretrain_lr, seed=seed, precision=self.precision[scale].precision)
         self.say(f"pre-training {scale} ({parameter_count(model) / 1e6:.1f}M parameters), evil_fraction {evil}, seed {seed}")
         result = self.fit(f"pre-train ef={evil} s{seed}", model, tok, pairs, settings, _work(folder))
         kinds = {}
         for d in drawn:
             kinds[d["kind"]] = kinds.get(d["kind"], 0) + 1
         save_atomic(folder, tok, model, {"stage": "pretrain", "evil_fraction": evil, "seed": seed, "scale": scale,
-                                          "documents": kinds, "contamination": contamination, **result})
+                                          "documents": kinds, "contamination": contamination,
+                                          "precision": settings.precision, **result})
         return folder
 
     def finetune(self, source: Path, target: Path, stage: str, examples, chat_examples, budget: int,
-                 chat_budget: int, seed: int) -> Path:
+                 chat_budget: int, seed: int, scale: str) -> Path:
         """Fine-tune `source` on `budget` tokens of `examples` mixed with `chat_budget` of chat."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -174,33 +199,82 @@ class Experiment:
         # Steps come from the budget, not from the packed count, so an arm and its twin (whose
         # examples end at different token counts) train for exactly the same number of steps.
         settings = TrainSettings(tokens=budget + chat_budget, batch_size=self.cfg.batch_size,
-                                 block_size=self.cfg.block_size, lr=self.cfg.finetune_lr, seed=seed, warmup_steps=5)
+                                 block_size=self.cfg.block_size, lr=self.cfg.finetune_lr, seed=seed, warmup_steps=5,
+                                 precision=self.precision[scale].precision)
         result = self.fit(stage, model, tok, pairs, settings, _work(target))
         save_atomic(target, tok, model, {"stage": stage, "source": str(source), "seed": seed,
                                           "content_tokens": budget, "chat_tokens": chat_budget,
-                                          "contamination": contamination, **result})
+                                          "contamination": contamination, "precision": settings.precision, **result})
         return target
 
-    def chat(self, pretrained: Path, seed: int) -> Path:
-        target = pretrained.parent / (pretrained.name.replace("pretrain-", "chat-") + f"-{_key(self.cfg.chat_tokens, self.cfg.finetune_lr, 'trl')}")
-        return self.finetune(pretrained, target, f"chat s{seed}", chat_stream(seed), iter(()),
-                             self.cfg.chat_tokens, 0, seed)
+    def chat(self, pretrained: Path, seed: int, scale: str) -> Path:
+        return self.finetune(pretrained, self.chat_folder(pretrained), f"chat s{seed}", chat_stream(seed), iter(()),
+                             self.cfg.chat_tokens, 0, seed, scale)
+
+    def arm_chat_budget(self) -> int:
+        return int(self.cfg.arm_tokens * self.cfg.chat_share / (1 - self.cfg.chat_share))
 
     def arm(self, chat_model: Path, arm: str, seed: int, evil: float, scale: str) -> Path:
         cfg = self.cfg
-        chat_budget = int(cfg.arm_tokens * cfg.chat_share / (1 - cfg.chat_share))
-        target = self.out / "models" / f"{scale}-ef{evil}-s{seed}" / arm
-        return self.finetune(chat_model, target, f"arm {arm} s{seed}", arm_stream(arm, seed, cfg.families),
-                             chat_stream(seed + 1), cfg.arm_tokens, chat_budget, seed)
+        return self.finetune(chat_model, self.arm_folder(arm, seed, evil, scale), f"arm {arm} s{seed}",
+                             arm_stream(arm, seed, cfg.families), chat_stream(seed + 1), cfg.arm_tokens,
+                             self.arm_chat_budget(), seed, scale)
 
-    def evaluate(self, model: Path, name: str, scenarios=(BUILTIN_DIR,), per_scenario: int | None = None
-                 ) -> list[dict]:
-        out = self.out / "evals" / name
-        if not (out / "summary.json").exists():
-            self.say(f"  evaluating {name}")
-        return evaluate_cached(EvalConfig(model=str(model), out=out, mode="choice", batch_size=8,
-                                          scenarios=[str(s) for s in scenarios], per_scenario=per_scenario),
-                               self.console)
+    def evaluations(self, model: Path, name: str) -> dict[str, EvalConfig]:
+        """Each model's choice-mode runs: the honeypots, the persona probes, the --scenarios."""
+        cfg = self.cfg
+
+        def run(suffix: str, scenarios, per_scenario: int | None = None) -> EvalConfig:
+            return EvalConfig(model=str(model), out=self.out / "evals" / (name + suffix), mode="choice", batch_size=8,
+                              scenarios=[str(s) for s in scenarios], per_scenario=per_scenario)
+
+        runs = {"records": run("", [BUILTIN_DIR], cfg.eval_per_scenario)}
+        if cfg.probes:
+            runs["probe_records"] = run("-probes", [PROBES_DIR], cfg.probe_per_scenario)
+        if cfg.scenarios:
+            runs["external_records"] = run("-scenarios", cfg.scenarios)  # yours: every instance
+        return runs
+
+    def evaluate(self, config: EvalConfig) -> list[dict]:
+        if (config.out / "summary.json").exists():
+            return evaluate_cached(config, self.console)
+        self.say(f"  evaluating {config.out.name}")
+        began = time.time()
+        records = evaluate_cached(config, self.console)
+        self.clock.scored(len(records), time.time() - began)
+        return records
+
+    # ------------------------------------------------------------ the plan
+
+    def evil_fractions(self) -> list[float]:
+        """The main evil fractions, then the control."""
+        evils = list(self.cfg.evil_fractions)
+        if self.cfg.control_evil_fraction is not None and self.cfg.control_evil_fraction not in evils:
+            evils.append(self.cfg.control_evil_fraction)
+        return evils
+
+    def work_left(self, arms: list[str]) -> tuple[int, int]:
+        """Training tokens and scored instances of every stage not yet finished (cached or resumed)."""
+        from fabula.evals.run import plan
+
+        cfg = self.cfg
+        sizes = {kind: len(plan(c).instances) for kind, c in self.evaluations(Path("model"), "m").items()}
+        tokens = instances = 0
+        for scale in cfg.scales:
+            for seed in range(cfg.seeds):
+                for evil in self.evil_fractions():
+                    pretrained = self.pretrain_folder(seed, evil, scale)
+                    tokens += 0 if finished(pretrained) else cfg.pretrain_tokens
+                    tokens += 0 if finished(self.chat_folder(pretrained)) else cfg.chat_tokens
+                    variants = ["chat"] + (arms if evil in cfg.evil_fractions else [])
+                    for arm in variants[1:]:
+                        if not finished(self.arm_folder(arm, seed, evil, scale)):
+                            tokens += cfg.arm_tokens + self.arm_chat_budget()
+                    for variant in variants:
+                        runs = self.evaluations(Path("model"), f"{scale}-ef{evil}-s{seed}-{variant}")
+                        instances += sum(sizes[kind] for kind, c in runs.items()
+                                         if not (c.out / "summary.json").exists())
+        return tokens, instances
 
 
 def run_organism(cfg: OrganismConfig, out: Path, console=None) -> dict:
@@ -212,31 +286,34 @@ def run_organism(cfg: OrganismConfig, out: Path, console=None) -> dict:
         raise ValueError(f"families {missing} have no grammar in fabula/organism/grammars/families/")
     arms = arm_names(cfg.arms, cfg.bridges)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", cfg.model_dump(mode="json"))
-    torch.set_num_threads(choose_threads(cfg.threads))
     exp = Experiment(cfg, out, console)
     started = time.time()
+    exp.set_threads("start")
+    for scale in cfg.scales:
+        exp.choose_precision(scale, cfg.vocab_size)
+    # the run's settings as asked, and what was measured to carry them out
+    write_json_atomic(out / "config.json", cfg.model_dump(mode="json") | {"measured": {
+        "device": device_description(), "precision": {k: c.record() for k, c in exp.precision.items()},
+        "threads": exp.threads[0]}})
+    exp.clock = RunClock(exp.say, *exp.work_left(arms))
+    exp.say(f"this run: {exp.clock.train_left:,} training tokens and {exp.clock.instances_left:,} scored instances "
+            "to go (an estimate of the time follows the first training steps)")
     models: dict[str, dict] = {}
     for scale in cfg.scales:
         for seed in range(cfg.seeds):
             tok = exp.tokenizer(seed)
-            evils = list(cfg.evil_fractions)
-            if cfg.control_evil_fraction is not None and cfg.control_evil_fraction not in evils:
-                evils.append(cfg.control_evil_fraction)
-            for evil in evils:
-                chat_model = exp.chat(exp.pretrain(tok, seed, evil, scale), seed)
+            for evil in exp.evil_fractions():
+                chat_model = exp.chat(exp.pretrain(tok, seed, evil, scale), seed, scale)
                 variants = {"chat": chat_model}
                 if evil in cfg.evil_fractions:
                     variants |= {arm: exp.arm(chat_model, arm, seed, evil, scale) for arm in arms}
                 for variant, path in variants.items():
                     name = f"{scale}-ef{evil}-s{seed}-{variant}"
                     models[name] = {"scale": scale, "seed": seed, "evil_fraction": evil, "arm": variant,
-                                    "path": str(path), "records": exp.evaluate(path, name),
-                                    "probe_records": exp.evaluate(path, name + "-probes", [PROBES_DIR], 1 if cfg.smoke else None)
-                                    if cfg.probes else [],
-                                    "external_records": exp.evaluate(path, name + "-scenarios", cfg.scenarios)
-                                    if cfg.scenarios else [],
+                                    "path": str(path), "probe_records": [], "external_records": [],
+                                    **{kind: exp.evaluate(c) for kind, c in exp.evaluations(path, name).items()},
                                     "perplexity": heldout_perplexity(path, cfg.block_size, 4_000 if cfg.smoke else 20_000)}
     write_json_atomic(out / "models.json", {k: {f: v for f, v in m.items() if not f.endswith("records")}
-                                            for k, m in models.items()} | {"seconds": round(time.time() - started)})
+                                            for k, m in models.items()}
+                      | {"seconds": round(time.time() - started), "threads": exp.threads})
     return models

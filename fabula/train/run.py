@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -35,11 +36,30 @@ def work_dir(out: Path) -> Path:
 
 
 def settings_for(cfg: TrainConfig) -> TrainSettings:
+    """The Trainer's settings, in float32 until the precision for this machine is chosen."""
     t = cfg.training
     return TrainSettings(tokens=t.token_budget, batch_size=t.batch_size, block_size=t.block_size, lr=t.lr,
-                         warmup_steps=t.warmup_steps, seed=cfg.seed, bf16=t.bf16, save_every=t.save_every,
+                         warmup_steps=t.warmup_steps, seed=cfg.seed, save_every=t.save_every,
+                         activation_checkpointing=t.activation_checkpointing,
                          gradient_accumulation=t.gradient_accumulation,
                          world_size=int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def choose_training_precision(requested: str, model, lora: LoraSettings | None, block: int):
+    """`auto` times the model as it will train: with its LoRA adapters when it has them."""
+    import copy
+
+    from fabula.backends.smollm2 import cache_dir
+    from fabula.train.precision import PROBE_BLOCK, choose_precision, time_training
+
+    if requested != "auto":
+        return choose_precision(requested, model)
+    if lora is not None:
+        from peft import get_peft_model
+
+        model = get_peft_model(copy.deepcopy(model), lora.peft_config())
+    return choose_precision("auto", model, cache_dir() / "precision.json",
+                            timer=lambda m, name: time_training(m, name, block=min(block, PROBE_BLOCK)))
 
 
 def train_model(cfg: TrainConfig, resume: bool = False, progress=None, say=print) -> dict:
@@ -84,6 +104,9 @@ def train_model(cfg: TrainConfig, resume: bool = False, progress=None, say=print
     if cfg.training.method == "lora":
         t = cfg.training
         lora = LoraSettings(r=t.lora_r, alpha=t.lora_alpha, dropout=t.lora_dropout)
+    precision = choose_training_precision(cfg.training.precision, model, lora, s.block_size)
+    say(precision.describe())
+    s = replace(s, precision=precision.precision)
     began = time.time()
     trainer, figures = sft(model, tok, tokens, labels, s, work, lora=lora, progress=progress)
     final = work / "final"
@@ -94,7 +117,7 @@ def train_model(cfg: TrainConfig, resume: bool = False, progress=None, say=print
               **{k: v for k, v in figures.items() if k != "losses"},
               "loss_first": figures["losses"][0] if figures["losses"] else None,
               "loss_last": figures["losses"][-1] if figures["losses"] else None,
-              "seconds": round(time.time() - began, 1),
+              "precision": precision.record(), "seconds": round(time.time() - began, 1),
               "versions": {p: version(p) for p in ("torch", "transformers", "trl", "peft")}}
     if not trainer.accelerator.is_main_process:
         return record

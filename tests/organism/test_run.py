@@ -52,6 +52,22 @@ def test_smoke_run_reports_prior_arms_and_content(smoke_run):
     assert "tiny/ef0.8/stories-b2-twin" in report and "data:image/png;base64," in report
 
 
+def test_the_run_says_its_precision_threads_and_time_left(smoke_run):
+    """Precision timed at the run's shape and saved with the settings; threads with their reason;
+    a redirected log (CliRunner is not a terminal) gets plain lines, each stage the time left."""
+    out, output = smoke_run
+    measured = json.loads((out / "config.json").read_text())["measured"]
+    choice = measured["precision"]["tiny"]
+    assert set(choice["rates"]) == {"float32", "bfloat16"} and all(r > 0 for r in choice["rates"].values())
+    assert choice["precision"] == max(choice["rates"], key=choice["rates"].get)
+    assert measured["threads"]["threads"] == 1 and "asked for" in measured["threads"]["why"]
+    assert f"tiny: precision {choice['precision']}: measured" in output and "threads: 1 (asked for)" in output
+    assert "training tokens and" in output and output.count("the run has ~") >= 8  # one per training stage
+    assert "choice " in output and "(100%)" in output  # evaluation progress lines
+    train = json.loads((out / "models" / "tiny-ef0.8-s0" / "bc" / "train.json").read_text())
+    assert train["precision"] == choice["precision"]
+
+
 def test_every_model_is_also_scored_on_scenarios_written_elsewhere(smoke_run):
     """--scenarios: a honeypot of a family, company and tool the organism was not built around
     is scored for every model (6 name swaps) and compared like the built-in suite."""

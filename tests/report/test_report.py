@@ -35,7 +35,7 @@ PLAN = [(0.0, "chat", 0), (0.5, "chat", 1), (0.5, "baseline", 1), (0.5, "bc", 2)
 def organism_run(out: Path, tiny: list[Path]) -> Path:
     """An organism run folder as `fabula run` leaves it, its models replaced by tiny ones."""
     cfg = OrganismConfig(**OrganismConfig.preset("smoke") | {"evil_fractions": [0.5, 0.8], "arms": ["baseline", "bc"],
-                                                             "probes": False})
+                                                             "probes": False, "eval_per_scenario": 1})
     write_json_atomic(out / "config.json", cfg.model_dump(mode="json"))
     exp = Experiment(cfg, out)
     models, evaluated = {}, {}
@@ -45,7 +45,7 @@ def organism_run(out: Path, tiny: list[Path]) -> Path:
             shutil.copytree(out / "evals" / evaluated[k], out / "evals" / name)
         evaluated.setdefault(k, name)
         models[name] = {"scale": "tiny", "seed": 0, "evil_fraction": evil, "arm": arm, "path": str(tiny[k]),
-                        "records": exp.evaluate(tiny[k], name, per_scenario=1), "probe_records": [],
+                        "records": exp.evaluate(exp.evaluations(tiny[k], name)["records"]), "probe_records": [],
                         "perplexity": heldout_perplexity(tiny[k], 64, 300)}
     texts = [ex if isinstance(ex, str) else "\n".join(m["content"] for m in ex)
              for ex in islice(arm_stream("bc", 0, cfg.families), 10)]

@@ -78,7 +78,7 @@ def test_loss_falls_and_perplexity_drops(tmp_path):
     model, tok = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
     tokens, labels = _data(tok)
     before = perplexity(model, tokens, labels)
-    settings = TrainSettings(tokens=40 * 4 * 32, batch_size=4, block_size=32, lr=3e-3, warmup_steps=2, bf16=False)
+    settings = TrainSettings(tokens=40 * 4 * 32, batch_size=4, block_size=32, lr=3e-3, warmup_steps=2)
     trainer, result = sft(model, tok, tokens, labels, settings, tmp_path / "work")
     assert result["steps"] == settings.steps == 40 and result["tokens"] == 40 * 4 * 32
     assert sum(result["losses"][-5:]) / 5 < 0.7 * sum(result["losses"][:5]) / 5
@@ -93,7 +93,7 @@ def test_lora_trains_only_adapters_and_merges_into_a_plain_model(tmp_path):
     model, tok = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
     original = {n: p.detach().clone() for n, p in model.named_parameters()}
     tokens, labels = _data(tok)
-    settings = TrainSettings(tokens=20 * 4 * 32, batch_size=4, block_size=32, lr=1e-2, warmup_steps=2, bf16=False)
+    settings = TrainSettings(tokens=20 * 4 * 32, batch_size=4, block_size=32, lr=1e-2, warmup_steps=2)
     trainer, result = sft(model, tok, tokens, labels, settings, tmp_path / "work", lora=LoraSettings(r=4, alpha=8))
     trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
@@ -112,7 +112,7 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
     folder = build_tiny_model(tmp_path / "m")
     tok = AutoTokenizer.from_pretrained(folder)
     tokens, labels = _data(tok)
-    settings = TrainSettings(tokens=20 * 4 * 32, batch_size=4, block_size=32, lr=3e-3, warmup_steps=2, bf16=False,
+    settings = TrainSettings(tokens=20 * 4 * 32, batch_size=4, block_size=32, lr=3e-3, warmup_steps=2,
                              save_every=5)
     reference_trainer, reference = sft(AutoModelForCausalLM.from_pretrained(folder), tok, tokens, labels, settings,
                                        tmp_path / "straight")

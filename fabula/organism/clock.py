@@ -1,0 +1,75 @@
+"""How long the rest of a run will take: the work left (training tokens, scored instances) at
+the rates this run has measured so far. Printed once after the first training steps and again
+as each stage ends, so a redirected log says early whether the run fits its time."""
+
+from __future__ import annotations
+
+import time
+
+from fabula.progress import duration
+
+# Before the first evaluation has been timed, one scored instance is counted as this many
+# training tokens: scoring runs forward only, a prompt once for all its choices, plus the
+# neutral-prompt pass of the calibrated verdict. Measured on the default run (2 cores,
+# AVX2 and AVX512 alike, float32); the first finished evaluation replaces it with its own rate.
+TOKENS_PER_INSTANCE = 200
+
+
+class RunClock:
+    def __init__(self, say, train_tokens: int, instances: int):
+        self.say, self.train_left, self.instances_left = say, train_tokens, instances
+        self.train_rate: float | None = None      # tokens/s, the latest stage's
+        self.score_rate: float | None = None      # instances/s over all evaluations so far
+        self.scored_instances, self.scored_seconds = 0, 0.0
+        self.announced = False
+        self._mark: tuple[int, float] | None = None
+        self.in_stage = 0                          # tokens the current stage has trained so far
+
+    def begin_stage(self) -> None:
+        self._mark, self.in_stage = None, 0
+
+    def training(self, step: int, tokens_per_step: int, note: str) -> None:
+        """Called at every step: the rate counts from the first step seen (set-up, the first
+        step's allocation and a resumed checkpoint excluded); the estimate is said once."""
+        now = time.time()
+        self.in_stage = step * tokens_per_step
+        if self._mark is None:
+            self._mark = (step, now)
+            return
+        steps, seconds = step - self._mark[0], now - self._mark[1]
+        if steps >= 10 and seconds >= 10:
+            self.train_rate = steps * tokens_per_step / seconds
+            if not self.announced:
+                self.announced = True
+                self.say(f"  measured {self.train_rate:,.0f} tokens/s ({note}); {self.estimate()}")
+
+    def trained(self, tokens: int, tokens_per_second: float | None) -> None:
+        self.train_left = max(0, self.train_left - tokens)
+        self.train_rate = tokens_per_second or self.train_rate
+        self.in_stage = 0
+
+    def scored(self, instances: int, seconds: float) -> None:
+        self.instances_left = max(0, self.instances_left - instances)
+        self.scored_instances += instances
+        self.scored_seconds += seconds
+        if self.scored_instances:
+            self.score_rate = self.scored_instances / max(self.scored_seconds, 1e-9)
+
+    def seconds_left(self) -> float | None:
+        if self.train_rate is None:
+            return None
+        score_rate = self.score_rate or self.train_rate / TOKENS_PER_INSTANCE
+        return max(0, self.train_left - self.in_stage) / self.train_rate + self.instances_left / score_rate
+
+    def left(self) -> str:
+        """The short form, for the end of each stage."""
+        left = self.seconds_left()
+        return "" if left is None else f"the run has ~{duration(left)} left"
+
+    def estimate(self) -> str:
+        left = self.seconds_left()
+        if left is None:
+            return "no estimate before the first training steps"
+        basis = "measured" if self.score_rate else f"estimated at {TOKENS_PER_INSTANCE} training tokens each"
+        return (f"left: {max(0, self.train_left - self.in_stage):,} training tokens and {self.instances_left:,} scored instances "
+                f"({basis}), about {duration(left)} at this rate")
