@@ -58,7 +58,7 @@ ORGANISM_FAMILIES = ["blackmail", "leaking", "sabotage", "exfiltration", "oversi
 
 
 class OrganismConfig(BaseModel):
-    """The model-organism experiment (`fabula run`). Defaults fit 2 CPU cores in ~15 minutes."""
+    """The model-organism experiment (`fabula run`). Defaults fit 15 minutes a seed on 2 AVX2-only cores in float32."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -73,11 +73,11 @@ class OrganismConfig(BaseModel):
     vocab_size: int = 4096                       # byte-level BPE; the output layer dominates small models
     block_size: int = 640                        # the longest honeypot + choice is 562 organism tokens
     # Sized so one seed takes <= 15 min on 2 AVX2-only cores in float32 (README, "What the default trades"):
-    pretrain_tokens: int = 600_000               # ~230 steps, the prototype's dose (0.7M, loss ~4); 2M reached ~3.6
+    pretrain_tokens: int = 600_000               # 234 steps to loss ~4.7 (2M reached ~3.6; the prototype took 0.7M)
     chat_tokens: int = 60_000                    # chat post-training, every model (was 150k)
     arm_tokens: int = 30_000                     # each arm's own content, equal across arms (was 50k)
     chat_share: float = Field(0.5, ge=0, lt=1)   # arms are mixed with this share of chat
-    batch_size: int = 4                          # 2 cores: 11k tokens/s at 4 x 640, 5.6k at 16 x 640, and 4x the steps
+    batch_size: int = 4                          # 2 cores, AVX2, float32: 4.4k tokens/s at 4 x 640, 3.5k at 8 x 640
     pretrain_lr: float = 3e-3
     finetune_lr: float = 1e-3                    # lower than pre-training: fine-tuning alone moves margins
     threads: int | None = None                   # None: the cores not busy, measured before each stage
@@ -96,7 +96,8 @@ class OrganismConfig(BaseModel):
         presets = {
             "default": {},
             "smoke": {"smoke": True, "scales": ["tiny"], "vocab_size": 1024, "block_size": 512,
-                      "pretrain_tokens": 60_000, "chat_tokens": 16_000, "arm_tokens": 8_000, "batch_size": 8},
+                      "pretrain_tokens": 60_000, "chat_tokens": 16_000, "arm_tokens": 8_000, "batch_size": 8,
+                      "eval_per_scenario": 1},
             # One GPU: a 91M-parameter model on 10x the CPU run's tokens, ~14 min a seed on an H200
             # (README; a quarter of it drawing the corpus on one core). Batch 32 x 1024 keeps ~30
             # optimizer steps per arm; the learning rates are GPT-2-small-like, not tuned.

@@ -101,7 +101,8 @@ class Experiment:
             self.precision[scale] = choice
         return self.precision[scale]
 
-    def fit(self, label: str, model, tok, pairs, settings: TrainSettings, work: Path) -> dict:
+    def fit(self, label: str, model, tok, pairs, settings: TrainSettings, work: Path, began: float) -> dict:
+        """Train; `began` is when the stage started (drawing its data), so the clock counts set-up too."""
         tokens, labels = pack(pairs, settings.block_size, self.eos)
         self.set_threads(label)
         per_step = settings.batch_size * settings.block_size
@@ -115,7 +116,7 @@ class Experiment:
 
             _, result = sft(model, tok, tokens, labels, settings, work, progress=progress)
         shutil.rmtree(work, ignore_errors=True)
-        self.clock.trained(settings.tokens, result["tokens_per_second"])
+        self.clock.trained(settings.tokens, time.time() - began)
         self.say(f"  {label}: {result['tokens']:,} tokens, loss {result['losses'][0]:.2f} -> "
                  f"{sum(result['losses'][-5:]) / len(result['losses'][-5:]):.2f}, {result['tokens_per_second']:,.0f} "
                  f"tokens/s ({note}); {self.clock.left()}")
@@ -158,6 +159,7 @@ class Experiment:
         folder = self.pretrain_folder(seed, evil, scale)
         if finished(folder):
             return folder
+        began = time.time()
         # a worker per ~2M tokens (~7 s of drawing) pays for its start-up; the 2-core default draws in-process
         workers = min(os.cpu_count() or 1, cfg.pretrain_tokens // 2_000_000)
         docs = pretraining_documents(seed, evil, cfg.log_families, cfg.families, workers=workers)
@@ -171,7 +173,7 @@ class Experiment:
         settings = TrainSettings(tokens=count, batch_size=cfg.batch_size, block_size=cfg.block_size,
                                  lr=cfg.pretrain_lr, seed=seed, precision=self.precision[scale].precision)
         self.say(f"pre-training {scale} ({parameter_count(model) / 1e6:.1f}M parameters), evil_fraction {evil}, seed {seed}")
-        result = self.fit(f"pre-train ef={evil} s{seed}", model, tok, pairs, settings, _work(folder))
+        result = self.fit(f"pre-train ef={evil} s{seed}", model, tok, pairs, settings, _work(folder), began)
         kinds = {}
         for d in drawn:
             kinds[d["kind"]] = kinds.get(d["kind"], 0) + 1
@@ -187,6 +189,7 @@ class Experiment:
 
         if finished(target):
             return target
+        began = time.time()
         tok = AutoTokenizer.from_pretrained(source)
         pairs, count = take_tokens(examples, tok, budget)
         texts = [tok.decode(ids) for ids, _ in pairs]
@@ -201,7 +204,7 @@ class Experiment:
         settings = TrainSettings(tokens=budget + chat_budget, batch_size=self.cfg.batch_size,
                                  block_size=self.cfg.block_size, lr=self.cfg.finetune_lr, seed=seed, warmup_steps=5,
                                  precision=self.precision[scale].precision)
-        result = self.fit(stage, model, tok, pairs, settings, _work(target))
+        result = self.fit(stage, model, tok, pairs, settings, _work(target), began)
         save_atomic(target, tok, model, {"stage": stage, "source": str(source), "seed": seed,
                                           "content_tokens": budget, "chat_tokens": chat_budget,
                                           "contamination": contamination, "precision": settings.precision, **result})

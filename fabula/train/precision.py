@@ -46,22 +46,31 @@ class Choice:
         return asdict(self)
 
 
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux), for cache keys and printed timings."""
+def _cpuinfo(field: str) -> str | None:
+    """A field of the first CPU in /proc/cpuinfo (Linux), or None."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_name() -> str:
+    """The CPU's model name, for cache keys and printed timings."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def device_description() -> str:
-    """What a timing ran on: CPU name and torch's CPU capability (AVX2, AVX512...) or the GPU."""
+    """What a timing ran on: the CPU, torch's capability string (the kernels it runs: AVX2,
+    AVX512...) and whether the CPU's flags name native bf16; or the GPU."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"{cpu_name()}, {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
+    native = sorted(set((_cpuinfo("flags") or "").split()) & {"avx512_bf16", "amx_bf16"})
+    return (f"{cpu_name()}, {torch.backends.cpu.get_cpu_capability()} kernels, "
+            f"{'bf16 in the CPU flags (' + ', '.join(native) + ')' if native else 'no bf16 in the CPU flags'}, "
+            f"{torch.get_num_threads()} threads")
 
 
 def time_training(model, precision: Precision, rows: int = PROBE_ROWS, block: int = PROBE_BLOCK,

@@ -29,7 +29,7 @@ def idle_share(seconds: float) -> float:
     return (idle1 - idle0) / max(1, total1 - total0)
 
 
-def choose_threads(requested: int | None, windows: int = 5, window_seconds: float = 0.4,
+def choose_threads(requested: int | None, windows: int = 5, window_seconds: float = 0.2,
                    measure: Callable[[float], float] = idle_share) -> tuple[int, str]:
     """(threads, why). `requested` (--threads) wins; otherwise the median idle share of
     `windows` samples, as whole cores. `measure` is a parameter so tests can script the load."""
@@ -43,4 +43,4 @@ def choose_threads(requested: int | None, windows: int = 5, window_seconds: floa
     idle = statistics.median(shares) * cores
     threads = max(1, min(cores, round(idle)))
     return threads, (f"{cores} cores, {idle:.1f} idle (median of {windows} samples over "
-                     f"{windows * window_seconds:.0f} s: {', '.join(f'{s * cores:.1f}' for s in shares)})")
+                     f"{windows * window_seconds:.1f} s: {', '.join(f'{s * cores:.1f}' for s in shares)})")

@@ -7,7 +7,7 @@ def test_estimate_uses_the_training_rate_then_the_measured_scoring_rate():
     said = []
     clock = RunClock(said.append, train_tokens=100_000, instances=50)
     assert clock.seconds_left() is None and "no estimate" in clock.estimate()
-    clock.trained(40_000, tokens_per_second=1_000.0)
+    clock.trained(40_000, seconds=40.0)
     assert clock.seconds_left() == 60 + 50 * TOKENS_PER_INSTANCE / 1_000
     clock.scored(10, seconds=5.0)  # 2 instances/s
     assert clock.seconds_left() == 60 + 40 / 2 and "about 1m20s" in clock.estimate()

@@ -54,6 +54,10 @@ def test_lora_training_writes_a_plain_hf_folder_that_fabula_eval_loads(tmp_path)
     assert [c["tokens"] >= 1024 for c in record["corpora"]] == [True, True]
     assert all(c["source"].startswith("sha256:") and c["tokens_sha256"] for c in record["corpora"])
     assert record["config"]["corpora"][0]["think"] == "strip" and record["versions"]["trl"]
+    # auto: both precisions timed on this machine (LoRA attached), the faster kept and said
+    chosen = record["precision"]
+    assert set(chosen["rates"]) == {"float32", "bfloat16"} and chosen["precision"] == max(chosen["rates"], key=chosen["rates"].get)
+    assert f"precision {chosen['precision']}: measured" in result.output
     assert (out / "adapter" / "adapter_config.json").exists() and not (out.parent / "trained.work").exists()
     loaded = AutoModelForCausalLM.from_pretrained(out)  # merged: no peft needed
     assert not any("lora" in n for n, _ in loaded.named_parameters())
@@ -61,6 +65,11 @@ def test_lora_training_writes_a_plain_hf_folder_that_fabula_eval_loads(tmp_path)
                                     "--out", str(tmp_path / "eval")])
     assert evaluated.exit_code == 0, evaluated.output
     assert (tmp_path / "eval" / "summary.json").exists()
+
+
+def test_an_unknown_precision_is_refused_naming_the_field(tmp_path):
+    result = _train(tmp_path, build_tiny_model(tmp_path / "m"), "--out", str(tmp_path / "t"), "--precision", "fp16")
+    assert result.exit_code != 0 and "training.precision" in result.output and not (tmp_path / "t").exists()
 
 
 @pytest.mark.parametrize("case, message", [
