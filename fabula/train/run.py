@@ -49,11 +49,15 @@ def choose_training_precision(requested: str, model, lora: LoraSettings | None, 
     """`auto` times the model as it will train: with its LoRA adapters when it has them."""
     import copy
 
-    from fabula.backends.smollm2 import cache_dir
-    from fabula.train.precision import PROBE_BLOCK, choose_precision, time_training
+    import torch
 
-    if requested != "auto":
-        return choose_precision(requested, model)
+    from fabula.backends.smollm2 import cache_dir
+    from fabula.train.precision import PROBE_BLOCK, Choice, choose_precision, time_training
+
+    if requested != "auto" or torch.cuda.is_available():
+        return choose_precision(requested, model)  # as asked, or the GPU's own rule: nothing to time
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # each process would time alone and might choose otherwise
+        return Choice("float32", "several CPU processes: float32, not timed per process")
     if lora is not None:
         from peft import get_peft_model
 
