@@ -27,7 +27,8 @@ class StageProgress:
         self.console, self.label, self.total, self.every, self.transient = console, label, total, every, transient
         self.completed, self.note, self.bar = completed, "", None
         self.started = self.last_line = time.time()
-        self.first = completed  # resumed work does not count towards the rate
+        self.first: tuple[int, float] | None = None  # the first update: work resumed or set up before it
+                                                     # does not count towards the rate
 
     def __enter__(self) -> "StageProgress":
         if self.console is not None and self.console.is_terminal:
@@ -40,6 +41,8 @@ class StageProgress:
 
     def update(self, completed: int, note: str = "") -> None:
         self.completed, self.note = completed, note
+        if self.first is None:
+            self.first = (completed, time.time())
         if self.bar is not None:
             self.bar.update(self.task, completed=completed, note=note)
         elif self.console is not None and time.time() - self.last_line >= self.every:
@@ -50,10 +53,10 @@ class StageProgress:
 
     def remaining(self) -> float | None:
         """Seconds left at the rate of this session's work, or None before any."""
-        done = self.completed - self.first
-        if done <= 0:
+        if self.first is None or self.completed <= self.first[0]:
             return None
-        return (self.total - self.completed) * (time.time() - self.started) / done
+        done, seconds = self.completed - self.first[0], time.time() - self.first[1]
+        return (self.total - self.completed) * seconds / done
 
     def _line(self) -> None:
         self.last_line = time.time()
@@ -68,5 +71,5 @@ class StageProgress:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
-        elif self.console is not None and not self.transient and exc[0] is None and self.completed > self.first:
+        elif self.console is not None and not self.transient and exc[0] is None and self.first is not None:
             self._line()  # a transient stage's caller prints its own closing line

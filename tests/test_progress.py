@@ -29,3 +29,16 @@ def test_lines_are_spaced_in_time_and_transient_stages_close_silently():
 
 def test_durations_read_at_a_glance():
     assert [duration(s) for s in (12.4, 245, 3720)] == ["12 s", "4m05s", "1h02m"]
+
+
+def test_work_resumed_from_a_checkpoint_does_not_speed_up_the_estimate(monkeypatch):
+    import fabula.progress as module
+
+    now = [0.0]
+    monkeypatch.setattr(module.time, "time", lambda: now[0])
+    with StageProgress(None, "pre-train", 100) as bar:
+        now[0] = 20.0
+        bar.update(80)  # the first step after resuming at 79: twenty seconds of set-up, no work of ours
+        now[0] = 30.0
+        bar.update(90)  # ten steps in ten seconds
+        assert bar.remaining() == 10.0
