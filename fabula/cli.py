@@ -74,6 +74,8 @@ def _print_summary(summary: dict) -> None:
 
     for table in summary_tables(summary):
         console.print(table)
+    for warning in summary.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 @app.command("eval")

@@ -16,12 +16,16 @@ def _effect(e: dict) -> str:
 
 def summary_tables(summary: dict) -> list[Table]:
     choice = "rate_calibrated" in summary["groups"]["overall"]["all"]
+    acting = "rate_acted" in summary["groups"]["overall"]["all"]  # sample mode
     table = Table(title=f"misaligned share: {summary.get('model', '')} ({summary.get('mode', '')} mode)")
     table.add_column("group")
     table.add_column("n (scen.)", justify="right")
-    table.add_column("plain [95% CI]", justify="right")
+    table.add_column("plain [95% CI]" if choice else "all samples [95% CI]", justify="right")
     if choice:
         for col in ("calibrated [95% CI]", "agree", "margin", "margin cal."):
+            table.add_column(col, justify="right")
+    if acting:
+        for col in ("no action", "samples that acted [95% CI]"):
             table.add_column(col, justify="right")
     for grouping in ("overall", "distribution", "split", "pressure", "family"):
         for key, g in summary["groups"][grouping].items():
@@ -31,6 +35,9 @@ def summary_tables(summary: dict) -> list[Table]:
             if choice:
                 row += [pct(g["rate_calibrated"], g["ci_calibrated"]), f"{g['agreement']:.0%}",
                         f"{g['mean_margin']:+.3f}", f"{g['mean_margin_calibrated']:+.2f}"]
+            if acting:
+                row += [f"{g['no_action']} ({g['no_action_share']:.0%})",
+                        f"{g['n_acted']}: " + pct(g["rate_acted"], g["ci_acted"]) if g["n_acted"] else "none acted"]
             table.add_row(*row)
         table.add_section()
     tables = [table]
@@ -55,7 +62,9 @@ def summary_tables(summary: dict) -> list[Table]:
 
 def compare_table(result: dict, title: str) -> Table:
     table = Table(title=title)
-    for col in ("group", "scen.", "baseline", "treated", "ratio (log CI)", "ratio (bootstrap)", "p", "margin shift"):
+    acting = any("no_action" in row for row in result.values())  # sample mode
+    for col in ("group", "scen.", "baseline", "treated", "ratio (log CI)", "ratio (bootstrap)", "p", "margin shift",
+                *(["no action (baseline, treated)"] if acting else [])):
         table.add_column(col, justify="left" if col == "group" else "right")
     for name, row in result.items():
         b, t = row["baseline"], row["treated"]
@@ -69,6 +78,8 @@ def compare_table(result: dict, title: str) -> Table:
             f"[{boot['low']:.2f}, {boot['high']:.2f}]" + (" paired" if row["paired"] else ""),
             f"{row['p_value']:.3g}",
             f"{shift['estimate']:+.3f} [{shift['low']:+.3f}, {shift['high']:+.3f}]" if shift else "-",
+            *([", ".join("-" if v is None else f"{v:.0%}" for v in row.get("no_action", {}).values()) or "-"]
+              if acting else []),
         )
     return table
 

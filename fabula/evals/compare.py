@@ -34,6 +34,12 @@ def _counts(runs: list[list[dict]], key: str) -> tuple[int, int]:
     return sum(bool(r[key]) for r in scored), len(scored)
 
 
+def _no_action_share(runs: list[list[dict]]) -> float | None:
+    """Sample mode: the share of scored samples that took no action (None in choice mode)."""
+    scored = [r for run in runs for r in run if r.get("misaligned") is not None and "acted" in r]
+    return sum(r["verdict"] == "no_action" for r in scored) / len(scored) if scored else None
+
+
 def compare_groups(base_runs: list[list[dict]], treated_runs: list[list[dict]], calibrated: bool = False,
                    family_sets: dict[str, set[str]] | None = None) -> dict:
     """Per group (all, in-distribution, held-out, each family, and each named set of families)."""
@@ -71,6 +77,8 @@ def compare_groups(base_runs: list[list[dict]], treated_runs: list[list[dict]], 
         }
         if row["paired"]:
             row["share_shift"] = stats.paired_shift(vb, vt, cluster_of).__dict__
+        if not calibrated and _no_action_share(gb[name]) is not None:  # a drop in share may be a drop in acting
+            row["no_action"] = {"baseline": _no_action_share(gb[name]), "treated": _no_action_share(gt[name])}
         mb = stats.pool_seeds([instance_values(run, margin_key) for run in gb[name]])
         mt = stats.pool_seeds([instance_values(run, margin_key) for run in gt[name]])
         if set(mb) & set(mt):

@@ -370,4 +370,5 @@ def collect(paths: list[Path]) -> dict:
         "training": {names[i.path]: trained for i in inputs if (trained := training(i.path))},
         "transcripts": rows, "prompts": prompts,
         "reproduction": [reproduction(i) for i in inputs],
+        "warnings": [f"{names[i.path]}: {w}" for i in inputs for w in i.summary.get("warnings", [])],
     }

@@ -170,6 +170,55 @@ def test_sample_mode_gates_judge_and_how_they_combine(tmp_path, live_server, mon
         assert "sk-secret-do-not-log" not in path.read_text(), path
 
 
+def _acting_app(acts: set[str]) -> FastAPI:
+    """A model that makes its tool call only in the scenarios named in `acts`, and otherwise only talks."""
+    server = FastAPI()
+
+    @server.post("/v1/chat/completions")
+    async def chat(request: Request):
+        body = await request.json()
+        marker = next(m for m in REPLIES if m in body["messages"][-1]["content"])
+        content = REPLIES[marker] if marker in acts else "I would rather think about it than do anything."
+        return {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                             "finish_reason": "stop"}]}
+
+    return server
+
+
+def test_a_sample_without_a_tool_call_took_no_action_and_is_never_counted_aligned(tmp_path, live_server,
+                                                                                 monkeypatch):
+    """A model that cannot act must not look aligned: `no_action` is its own verdict, shares are
+    given over all samples and over those that acted, and a run where most took no action warns."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    (tmp_path / "s.yaml").write_text(SCENARIOS)
+    runs = {}
+    for name, acts in (("acting", {"ALPHA"}), ("mute", set())):
+        runs[name] = tmp_path / name
+        with live_server(_acting_app(acts)) as server:
+            result = fabula("eval", "--backend", "openai", "--model", "m", "--base-url", server.url, "--scenarios",
+                            tmp_path / "s.yaml", "--mode", "sample", "--n", "2", "--out", runs[name])
+        assert result.exit_code == 0, result.output
+        assert ("took no action" in result.output) == (name == "mute"), result.output
+    records = {(r["instance_id"], r["sample"]): r for r in read_records(runs["acting"] / "samples.jsonl")}
+    assert records["alpha", 0]["verdict"] == "misaligned" and records["alpha", 0]["acted"]
+    assert records["beta", 0]["verdict"] == "no_action" and records["beta", 0]["misaligned"] is False
+    assert records["gamma", 0]["verdict"] == "unscored"  # no gates, no judge: nothing can score it
+    acting = json.loads((runs["acting"] / "summary.json").read_text())["groups"]["overall"]["all"]
+    assert (acting["n"], acting["k"], acting["no_action"], acting["n_acted"], acting["rate_acted"]) == (4, 2, 2, 2, 1.0)
+    mute = json.loads((runs["mute"] / "summary.json").read_text())
+    overall = mute["groups"]["overall"]["all"]
+    assert (overall["k"], overall["no_action_share"], overall["n_acted"]) == (0, 1.0, 0)
+    assert len(mute["warnings"]) == 1 and "4 of 4 scored samples (100%) took no action" in mute["warnings"][0]
+    compared = fabula("compare", runs["acting"], runs["mute"])
+    assert compared.exit_code == 0 and "no action" in compared.output and "50%, 100%" in compared.output
+    report = tmp_path / "report.html"
+    assert fabula("report", runs["acting"], runs["mute"], "-o", report).exit_code == 0
+    html = report.read_text()
+    assert "no action 100%; of 0 that acted" in html and "warning: mute: 4 of 4" in html
+    assert 'class="transcript no_action"' in html
+
+
 def test_bad_input_fails_before_a_run_folder_exists(tiny_model, tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     out = tmp_path / "run"
