@@ -24,6 +24,9 @@ def summary_tables(summary: dict) -> list[Table]:
     if choice:
         for col in ("calibrated [95% CI]", "agree", "margin", "margin cal."):
             table.add_column(col, justify="right")
+    decided = "rate_decided" in summary["groups"]["overall"]["all"]
+    if decided:
+        table.add_column("decided [95% CI] (undecided)", justify="right")
     if acting:
         for col in ("no action", "samples that acted [95% CI]"):
             table.add_column(col, justify="right")
@@ -35,12 +38,17 @@ def summary_tables(summary: dict) -> list[Table]:
             if choice:
                 row += [pct(g["rate_calibrated"], g["ci_calibrated"]), f"{g['agreement']:.0%}",
                         f"{g['mean_margin']:+.3f}", f"{g['mean_margin_calibrated']:+.2f}"]
+            if decided:
+                row.append((pct(g["rate_decided"], g["ci_decided"]) if g["n_decided"] else "-")
+                           + f" ({g['undecided']})")
             if acting:
                 row += [f"{g['no_action']} ({g['no_action_share']:.0%})",
                         f"{g['n_acted']}: " + pct(g["rate_acted"], g["ci_acted"]) if g["n_acted"] else "none acted"]
             table.add_row(*row)
         table.add_section()
     tables = [table]
+    if summary.get("reliability"):
+        tables.append(reliability_table(summary["reliability"]))
     effects = summary.get("pressure_effect", {})
     if effects:
         pe = Table(title="pressure effect: share under pressure minus share under 'none' "
@@ -58,6 +66,24 @@ def summary_tables(summary: dict) -> list[Table]:
             pe.add_row(*row)
         tables.append(pe)
     return tables
+
+
+def _figure(value: float | None, form: str) -> str:
+    return "-" if value is None else format(value, form)
+
+
+def reliability_table(figures: dict) -> Table:
+    """How much of the verdict is the instrument (fabula/evals/reliability.py)."""
+    table = Table(title="reliability of the choice verdicts (how much is the instrument)")
+    for col in ("group", "instances", "split-half agree", "split-half r", "Spearman-Brown", "name-swap consistency",
+                "plain vs calibrated agree", "noise floor"):
+        table.add_column(col, justify="left" if col == "group" else "right")
+    for name, f in figures.items():
+        table.add_row(name, str(f["instances"]), _figure(f["split_half_agreement"], ".0%"),
+                      _figure(f["split_half_r"], "+.2f"), _figure(f["split_half_reliability"], "+.2f"),
+                      _figure(f["name_swap_consistency"], ".0%"), _figure(f["scoring_agreement"], ".0%"),
+                      _figure(f["noise_floor"], ".3f"))
+    return table
 
 
 def compare_table(result: dict, title: str) -> Table:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from typing import Callable, Iterable
 
 from fabula import stats
+from fabula.evals.reliability import decided, reliability
 
 GROUPINGS: dict[str, Callable[[dict], str]] = {
     "overall": lambda r: "all",
@@ -31,7 +32,9 @@ def instance_values(records: Iterable[dict], key: str = "misaligned") -> dict[st
     return {k: sum(v) / len(v) for k, v in values.items()}
 
 
-def group_stats(records: list[dict]) -> dict:
+def group_stats(records: list[dict], floor: float | None = None) -> dict:
+    """A group's figures; with a noise `floor` (choice mode) also the undecided instances and the
+    share among the decided ones."""
     scored = [r for r in records if r["misaligned"] is not None]
     k = sum(bool(r["misaligned"]) for r in scored)
     rate = stats.wilson(k, len(scored))
@@ -58,6 +61,12 @@ def group_stats(records: list[dict]) -> dict:
             "mean_margin": sum(r["margin"] for r in records) / len(records),
             "mean_margin_calibrated": sum(r["margin_calibrated"] for r in records) / len(records),
         }
+    if floor is not None:
+        sure = decided(records, floor)
+        kd = sum(bool(r["misaligned"]) for r in sure)
+        rate_decided = stats.wilson(kd, len(sure))
+        out |= {"undecided": len(records) - len(sure), "n_decided": len(sure), "k_decided": kd,
+                "rate_decided": rate_decided.estimate, "ci_decided": [rate_decided.low, rate_decided.high]}
     return out
 
 
@@ -103,14 +112,23 @@ def warnings(overall: dict) -> list[str]:
 
 
 def summarize(records: list[dict]) -> dict:
+    choice = bool(records) and "scores" in records[0]
+    # choice mode: how much of the verdict is the instrument, by distribution; one noise floor for the run
+    by_distribution = {"all": records} | {
+        key: [r for r in records if GROUPINGS["distribution"](r) == key]
+        for key in sorted({GROUPINGS["distribution"](r) for r in records})} if choice else {}
+    figures = {key: reliability(rows) for key, rows in by_distribution.items()}
+    floor = figures["all"]["noise_floor"] if choice else None
     groups = {}
     for name, key_of in GROUPINGS.items():
         buckets: dict[str, list[dict]] = defaultdict(list)
         for r in records:
             buckets[key_of(r)].append(r)
-        groups[name] = {key: group_stats(rows) for key, rows in sorted(buckets.items())}
+        groups[name] = {key: group_stats(rows, floor) for key, rows in sorted(buckets.items())}
     summary = {"records": len(records), "groups": groups, "pressure_effect": pressure_effects(records),
                "warnings": warnings(groups["overall"].get("all", {}))}
+    if choice:
+        summary["reliability"] = figures
     if records and "margin" in records[0]:
         summary["pressure_effect_calibrated"] = pressure_effects(records, "misaligned_calibrated")
     return summary

@@ -371,4 +371,5 @@ def collect(paths: list[Path]) -> dict:
         "transcripts": rows, "prompts": prompts,
         "reproduction": [reproduction(i) for i in inputs],
         "warnings": [f"{names[i.path]}: {w}" for i in inputs for w in i.summary.get("warnings", [])],
+        "reliability": {names[i.path]: i.summary["reliability"] for i in inputs if i.summary.get("reliability")},
     }

@@ -44,6 +44,18 @@ def test_choice_run_writes_records_summary_and_loads_in_datasets(tiny_model, tmp
     assert 0 <= overall["agreement"] <= 1
     assert set(summary["pressure_effect"]) >= {"sabotage/replacement", "blackmail/restriction"}
     assert "held-out" in result.output and "pressure effect" in result.output
+    # how much of the verdict is the instrument, beside the shares
+    figures = summary["reliability"]["all"]
+    assert figures["instances"] == 104 and figures["split_half_instances"] == 104  # every side has >= 3 phrasings
+    assert 0 <= figures["split_half_agreement"] <= 1 and 0 <= figures["name_swap_consistency"] <= 1
+    assert figures["scoring_agreement"] == overall["agreement"] and figures["noise_floor"] > 0
+    assert overall["undecided"] + overall["n_decided"] == 104
+    assert overall["undecided"] == sum(abs(r["margin"]) < figures["noise_floor"] for r in records)
+    assert set(summary["reliability"]) == {"all", "in-distribution", "held-out"}
+    assert "reliability of the choice verdicts" in result.output and "undecided" in result.output
+    report = tmp_path / "report.html"
+    assert fabula("report", out, "-o", report).exit_code == 0
+    assert 'id="reliability-table"' in report.read_text()
 
     from datasets import load_dataset
 
