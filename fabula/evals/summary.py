@@ -112,19 +112,18 @@ def warnings(overall: dict) -> list[str]:
 
 
 def summarize(records: list[dict]) -> dict:
-    choice = bool(records) and "scores" in records[0]
-    # choice mode: how much of the verdict is the instrument, by distribution; one noise floor for the run
-    by_distribution = {"all": records} | {
-        key: [r for r in records if GROUPINGS["distribution"](r) == key]
-        for key in sorted({GROUPINGS["distribution"](r) for r in records})} if choice else {}
-    figures = {key: reliability(rows) for key, rows in by_distribution.items()}
-    floor = figures["all"]["noise_floor"] if choice else None
-    groups = {}
+    buckets: dict[str, dict[str, list[dict]]] = {}
     for name, key_of in GROUPINGS.items():
-        buckets: dict[str, list[dict]] = defaultdict(list)
+        buckets[name] = defaultdict(list)
         for r in records:
-            buckets[key_of(r)].append(r)
-        groups[name] = {key: group_stats(rows, floor) for key, rows in sorted(buckets.items())}
+            buckets[name][key_of(r)].append(r)
+    choice = bool(records) and "scores" in records[0]
+    # choice mode: how much of the verdict is the instrument, overall and by distribution; one noise floor
+    figures = {key: reliability(rows) for key, rows in sorted((buckets["overall"] | buckets["distribution"]).items())
+               } if choice else {}
+    floor = figures["all"]["noise_floor"] if choice else None
+    groups = {name: {key: group_stats(rows, floor) for key, rows in sorted(by_key.items())}
+              for name, by_key in buckets.items()}
     summary = {"records": len(records), "groups": groups, "pressure_effect": pressure_effects(records),
                "warnings": warnings(groups["overall"].get("all", {}))}
     if choice:
