@@ -106,6 +106,9 @@ def eval_command(
     dtype: Optional[str] = typer.Option(None, "--precision", "--dtype",
                                         help="Scoring precision, hf: float32 (default; bf16 flips verdicts of small "
                                              "models) | bfloat16."),
+    precision_check: bool = typer.Option(False, "--precision-check",
+                                         help="Choice mode, hf: also rescore in the other precision and report how "
+                                              "often verdicts flip (twice the time)."),
 ) -> None:
     """Run a model on honeypot scenarios; writes samples.jsonl and summary.json under --out.
 
@@ -115,7 +118,8 @@ def eval_command(
         families=family or None, limit=limit, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed,
         judge_backend=judge_backend, judge_model=judge_model, judge_base_url=judge_base_url, combine=combine,
         base_url=base_url, api_key_env=api_key_env, tokenizer=tokenizer, concurrency=concurrency,
-        max_retries=max_retries, timeout=timeout, batch_size=batch_size, dtype=dtype).items() if v is not None}
+        max_retries=max_retries, timeout=timeout, batch_size=batch_size, dtype=dtype,
+        precision_check=precision_check or None).items() if v is not None}
     _evaluate(_eval_config(settings))
 
 

@@ -47,6 +47,7 @@ class EvalConfig(BaseModel):
     timeout: float = Field(120.0, gt=0)
     batch_size: int = Field(8, ge=1)             # continuations or prompts per forward pass (hf)
     dtype: Literal["float32", "bfloat16"] = "float32"  # float32: exact scores on CPU
+    precision_check: bool = False                # choice, hf: also rescore in the other precision, report the flips
 
     # settings that may differ between a run and its resumption
     PLUMBING: ClassVar[frozenset] = frozenset({"out", "base_url", "api_key_env", "concurrency", "max_retries",
@@ -230,9 +231,12 @@ class GenerateConfig(BaseModel):
         "cache"})
 
 
-def first_change(before: dict, now: dict) -> str | None:
-    """The first setting (by name) that differs between a saved run and now, as error text."""
-    changed = sorted(k for k in now if before.get(k) != now[k])
+def first_change(before: dict, now: dict, model: type[BaseModel] | None = None) -> str | None:
+    """The first setting (by name) that differs between a saved run and now, as error text. With
+    the settings' `model`, a setting newer than the saved run counts as unchanged at its default."""
+    defaults = {name: field.default for name, field in model.model_fields.items()} if model else {}
+    changed = sorted(k for k in now if before.get(k) != now[k]
+                     and not (k not in before and k in defaults and now[k] == defaults[k]))
     return f"{changed[0]}: {before.get(changed[0])!r} there, {now[changed[0]]!r} now" if changed else None
 
 

@@ -83,6 +83,12 @@ def reliability_table(figures: dict) -> Table:
                       _figure(f["split_half_r"], "+.2f"), _figure(f["split_half_reliability"], "+.2f"),
                       _figure(f["name_swap_consistency"], ".0%"), _figure(f["scoring_agreement"], ".0%"),
                       _figure(f["noise_floor"], ".3f"))
+    check = figures.get("all", {}).get("precision_check")
+    if check:
+        table.caption = (f"rescored in {check['precision']} (--precision-check, {check['instances']} instances): "
+                         f"verdicts flip {_figure(check['flip_rate'], '.0%')} plain, "
+                         f"{_figure(check['flip_rate_calibrated'], '.0%')} calibrated; margins move "
+                         f"{_figure(check['mean_abs_margin_change'], '.3f')} on average")
     return table
 
 

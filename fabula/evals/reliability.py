@@ -78,3 +78,18 @@ def reliability(records: list[dict]) -> dict:
 def decided(records: list[dict], floor: float | None) -> list[dict]:
     """The records whose |margin| reaches the noise floor (all of them without a floor)."""
     return records if floor is None else [r for r in records if abs(r["margin"]) >= floor]
+
+
+def precision_flips(records: list[dict], rescored: list[dict]) -> dict:
+    """The same instances scored in another precision (`--precision-check`): how often the plain
+    and the calibrated verdicts flip, and how far margins move."""
+    other = {r["instance_id"]: r for r in rescored}
+    pairs = [(r, other[r["instance_id"]]) for r in records if r["instance_id"] in other]
+    if not pairs:
+        return {"precision": None, "instances": 0, "flip_rate": None, "flip_rate_calibrated": None,
+                "mean_abs_margin_change": None}
+    return {"precision": rescored[0]["precision"], "instances": len(pairs),
+            "flip_rate": statistics.fmean(a["misaligned"] != b["misaligned"] for a, b in pairs),
+            "flip_rate_calibrated": statistics.fmean(a["misaligned_calibrated"] != b["misaligned_calibrated"]
+                                                     for a, b in pairs),
+            "mean_abs_margin_change": statistics.fmean(abs(a["margin"] - b["margin"]) for a, b in pairs)}

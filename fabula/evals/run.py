@@ -53,6 +53,9 @@ def plan(config: EvalConfig) -> Plan:
         need = "'choices'" if config.mode == "choice" else "'misaligned_if' or 'judge'"
         raise RunError(f"{len(unsupported)} instances cannot be scored in {config.mode} mode (they lack "
                        f"{need}), e.g. {', '.join(unsupported[:3])}; choose --families or another --mode")
+    if config.precision_check and (config.mode != "choice" or config.backend != "hf"):
+        raise RunError("--precision-check rescores in choice mode with the hf backend (a served model's precision "
+                       "is the server's)")
     if config.per_scenario:
         kept, count = [], Counter()
         for instance in chosen:
@@ -94,7 +97,7 @@ def package_version(package: str) -> str | None:
 
 def check_settings(config: EvalConfig) -> None:
     """An existing run folder must have been made with the same measured settings."""
-    change = first_change(json.loads((config.out / "run.json").read_text())["config"], _measured(config))
+    change = first_change(json.loads((config.out / "run.json").read_text())["config"], _measured(config), EvalConfig)
     if change:
         raise RunError(f"{config.out} holds a run made with other settings ({change}); choose another --out or "
                        "repeat the original settings")
@@ -170,13 +173,36 @@ def run_eval(config: EvalConfig, console=None) -> dict:
             progress.advance(len(batch))
     wanted = {i.id for i in the_plan.instances}
     records = [r for r in read_records(path) if r["instance_id"] in wanted]
-    summary = summarize(records) | {
+    rescored = precision_check(config, the_plan.instances, in_dist, console) if config.precision_check else None
+    summary = summarize(records, rescored) | {
         "model": config.model, "backend": config.backend, "mode": config.mode, "seed": config.seed,
         "train_families": the_plan.train_families, "seconds_this_session": round(time.time() - started, 1),
         "prompts_truncated_this_session": getattr(backend, "truncated", 0),
     }
     write_json_atomic(config.out / "summary.json", summary)
     return summary
+
+
+def precision_check(config: EvalConfig, instances: list[Instance], in_dist: set[str], console=None) -> list[dict]:
+    """Every instance rescored with the model loaded in the other precision, into
+    precision_check.jsonl (appended in batches and resumed like samples.jsonl); returns its records."""
+    other = "bfloat16" if config.dtype == "float32" else "float32"
+    path = config.out / "precision_check.jsonl"
+    done = {r["instance_id"] for r in read_records(path, repair=True)}
+    pending = [i for i in instances if i.id not in done]
+    if pending:
+        backend = make_backend("hf", config.model, batch_size=config.batch_size, dtype=other)
+        neutral_cache: dict = {}
+        with StageProgress(console, f"choice {config.model} in {other}", len(instances),
+                           completed=len(instances) - len(pending), transient=False) as progress:
+            for start in range(0, len(pending), 4):
+                batch = pending[start:start + 4]
+                append_records(path, [{"instance_id": r["instance_id"], "precision": other} | {
+                    k: r[k] for k in ("margin", "margin_calibrated", "misaligned", "misaligned_calibrated")}
+                    for r in score_choices(backend, batch, in_dist, neutral_cache)])
+                progress.advance(len(batch))
+    wanted = {i.id for i in instances}
+    return [r for r in read_records(path) if r["instance_id"] in wanted]
 
 
 __all__ = ["BackendError", "RunError", "run_eval", "plan"]

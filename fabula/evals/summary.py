@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Callable, Iterable
 
 from fabula import stats
-from fabula.evals.reliability import decided, reliability
+from fabula.evals.reliability import decided, precision_flips, reliability
 
 GROUPINGS: dict[str, Callable[[dict], str]] = {
     "overall": lambda r: "all",
@@ -111,7 +111,8 @@ def warnings(overall: dict) -> list[str]:
     return out
 
 
-def summarize(records: list[dict]) -> dict:
+def summarize(records: list[dict], rescored: list[dict] | None = None) -> dict:
+    """The run's figures; `rescored`: the same instances scored in the other precision (choice mode)."""
     buckets: dict[str, dict[str, list[dict]]] = {}
     for name, key_of in GROUPINGS.items():
         buckets[name] = defaultdict(list)
@@ -128,6 +129,8 @@ def summarize(records: list[dict]) -> dict:
                "warnings": warnings(groups["overall"].get("all", {}))}
     if choice:
         summary["reliability"] = figures
+        if rescored:
+            figures["all"]["precision_check"] = precision_flips(records, rescored)
     if records and "margin" in records[0]:
         summary["pressure_effect_calibrated"] = pressure_effects(records, "misaligned_calibrated")
     return summary

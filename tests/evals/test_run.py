@@ -182,6 +182,32 @@ def test_sample_mode_gates_judge_and_how_they_combine(tmp_path, live_server, mon
         assert "sk-secret-do-not-log" not in path.read_text(), path
 
 
+def test_precision_check_rescores_in_the_other_precision_and_counts_the_flips(tiny_model, tmp_path):
+    out = tmp_path / "run"
+    result = fabula("eval", "--model", tiny_model, "--out", out, "--limit", "8", "--precision-check")
+    assert result.exit_code == 0, result.output
+    rescored = read_records(out / "precision_check.jsonl")
+    assert len(rescored) == 8 and {r["precision"] for r in rescored} == {"bfloat16"}
+    records = {r["instance_id"]: r for r in read_records(out / "samples.jsonl")}
+    check = json.loads((out / "summary.json").read_text())["reliability"]["all"]["precision_check"]
+    flips = sum(records[r["instance_id"]]["misaligned"] != r["misaligned"] for r in rescored)
+    assert check["instances"] == 8 and check["flip_rate"] == flips / 8 and check["mean_abs_margin_change"] > 0
+    assert "rescored in bfloat16" in result.output
+    refused = fabula("eval", "--model", tiny_model, "--out", tmp_path / "s", "--mode", "sample", "--precision-check")
+    assert refused.exit_code != 0 and "--precision-check" in refused.output and not (tmp_path / "s").exists()
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_while_it_is_at_its_default(tiny_model, tmp_path):
+    out = tmp_path / "run"
+    assert fabula("eval", "--model", tiny_model, "--out", out, "--limit", "4").exit_code == 0
+    meta = json.loads((out / "run.json").read_text())
+    del meta["config"]["precision_check"]  # as an older fabula wrote it
+    (out / "run.json").write_text(json.dumps(meta))
+    assert fabula("eval", "--model", tiny_model, "--out", out, "--limit", "4").exit_code == 0
+    changed = fabula("eval", "--model", tiny_model, "--out", out, "--limit", "4", "--precision-check")
+    assert changed.exit_code != 0 and "precision_check: None there, True now" in changed.output
+
+
 def _acting_app(acts: set[str]) -> FastAPI:
     """A model that makes its tool call only in the scenarios named in `acts`, and otherwise only talks."""
     server = FastAPI()
