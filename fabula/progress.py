@@ -51,12 +51,16 @@ class StageProgress:
     def advance(self, amount: int = 1, note: str = "") -> None:
         self.update(self.completed + amount, note or self.note)
 
+    def since_first(self) -> tuple[int, float]:
+        """Units done and seconds passed since the first update: the work this stage has timed."""
+        if self.first is None:
+            return 0, 0.0
+        return self.completed - self.first[0], time.time() - self.first[1]
+
     def remaining(self) -> float | None:
         """Seconds left at the rate of this session's work, or None before any."""
-        if self.first is None or self.completed <= self.first[0]:
-            return None
-        done, seconds = self.completed - self.first[0], time.time() - self.first[1]
-        return (self.total - self.completed) * seconds / done
+        done, seconds = self.since_first()
+        return (self.total - self.completed) * seconds / done if done > 0 else None
 
     def _line(self) -> None:
         self.last_line = time.time()

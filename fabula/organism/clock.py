@@ -4,8 +4,6 @@ as each stage ends, so a redirected log says early whether the run fits its time
 
 from __future__ import annotations
 
-import time
-
 from fabula.progress import duration
 
 # Before the first evaluation has been timed, one scored instance is counted as this many
@@ -24,21 +22,13 @@ class RunClock:
         self.score_rate: float | None = None      # instances/s over all evaluations so far
         self.scored_instances, self.scored_seconds = 0, 0.0
         self.announced = False
-        self._mark: tuple[int, float] | None = None
         self.in_stage = 0                          # tokens the current stage has trained so far
 
-    def begin_stage(self) -> None:
-        self._mark, self.in_stage = None, 0
-
-    def training(self, step: int, tokens_per_step: int, note: str) -> None:
-        """Called at every step: the rate counts from the first step seen (set-up, the first
-        step's allocation and a resumed checkpoint excluded); the estimate is said once."""
-        now = time.time()
+    def training(self, step: int, tokens_per_step: int, note: str, steps: int, seconds: float) -> None:
+        """Called at every step with the steps and seconds timed since the stage's first step
+        (StageProgress.since_first: set-up and a resumed checkpoint excluded); the estimate is
+        said once."""
         self.in_stage = step * tokens_per_step
-        if self._mark is None:
-            self._mark = (step, now)
-            return
-        steps, seconds = step - self._mark[0], now - self._mark[1]
         if steps >= 10 and seconds >= 10:
             self.train_rate = steps * tokens_per_step / seconds
             if not self.announced:
@@ -58,11 +48,15 @@ class RunClock:
         if self.scored_instances:
             self.score_rate = self.scored_instances / max(self.scored_seconds, 1e-9)
 
+    @property
+    def tokens_left(self) -> int:
+        return max(0, self.train_left - self.in_stage)
+
     def seconds_left(self) -> float | None:
         if self.train_rate is None:
             return None
         score_rate = self.score_rate or self.train_rate / TOKENS_PER_INSTANCE
-        return max(0, self.train_left - self.in_stage) / self.train_rate + self.instances_left / score_rate
+        return self.tokens_left / self.train_rate + self.instances_left / score_rate
 
     def left(self) -> str:
         """The short form, for the end of each stage."""
@@ -74,5 +68,5 @@ class RunClock:
         if left is None:
             return "no estimate before the first training steps"
         basis = "measured" if self.score_rate else f"estimated at {TOKENS_PER_INSTANCE} training tokens each"
-        return (f"left: {max(0, self.train_left - self.in_stage):,} training tokens and {self.instances_left:,} scored instances "
+        return (f"left: {self.tokens_left:,} training tokens and {self.instances_left:,} scored instances "
                 f"({basis}), about {duration(left)} at this rate")

@@ -107,12 +107,11 @@ class Experiment:
         self.set_threads(label)
         per_step = settings.batch_size * settings.block_size
         note = f"{settings.precision}, {torch.get_num_threads()} threads"
-        self.clock.begin_stage()
 
         with StageProgress(self.console, label, settings.steps) as bar:
             def progress(step: int, total: int, loss: float) -> None:
                 bar.update(step, f"loss {loss:.3f}")
-                self.clock.training(step, per_step, note)
+                self.clock.training(step, per_step, note, *bar.since_first())
 
             _, result = sft(model, tok, tokens, labels, settings, work, progress=progress)
         shutil.rmtree(work, ignore_errors=True)

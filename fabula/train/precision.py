@@ -96,9 +96,7 @@ def time_training(model, precision: Precision, rows: int = PROBE_ROWS, block: in
     began = time.perf_counter()
     for _ in range(steps):
         step()
-    seconds = time.perf_counter() - began
-    del trial, optimizer
-    return rows * block * steps / max(seconds, 1e-9)
+    return rows * block * steps / max(time.perf_counter() - began, 1e-9)
 
 
 def shape_key(model) -> str:

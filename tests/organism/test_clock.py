@@ -13,15 +13,10 @@ def test_estimate_uses_the_training_rate_then_the_measured_scoring_rate():
     assert clock.seconds_left() == 60 + 40 / 2 and "about 1m20s" in clock.estimate()
 
 
-def test_the_first_steps_announce_the_rate_once(monkeypatch):
-    import fabula.organism.clock as module
-
-    now = [0.0]
-    monkeypatch.setattr(module.time, "time", lambda: now[0])
+def test_the_first_steps_announce_the_rate_once():
     said = []
     clock = RunClock(said.append, train_tokens=1_000_000, instances=0)
-    clock.begin_stage()
-    for step in range(1, 40):
-        now[0] = step * 2.0  # 2 s a step of 1,000 tokens
-        clock.training(step, 1_000, "float32, 2 threads")
-    assert len(said) == 1 and "500 tokens/s (float32, 2 threads)" in said[0] and "989,000 training tokens" in said[0] and "about 32m58s" in said[0]
+    for step in range(1, 40):  # 2 s a step of 1,000 tokens, timed from step 1
+        clock.training(step, 1_000, "float32, 2 threads", steps=step - 1, seconds=(step - 1) * 2.0)
+    assert len(said) == 1 and "500 tokens/s (float32, 2 threads)" in said[0]
+    assert "989,000 training tokens" in said[0] and "about 32m58s" in said[0]
