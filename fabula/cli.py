@@ -69,6 +69,32 @@ def scenarios_lint(
         raise typer.Exit(1)
 
 
+@scenarios_app.command("import")
+def scenarios_import(
+    source: str = typer.Argument(..., help="What to import; only 'agentic-misalignment' so far."),
+    src: Path = typer.Argument(..., help="A local clone of anthropic-experimental/agentic-misalignment."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder to write the scenario files into."),
+) -> None:
+    """Write another benchmark's scenarios in fabula's format (docs/agentic-misalignment.md)."""
+    from fabula.evals.agentic_misalignment import AgenticMisalignmentError, import_repo, unfilled
+
+    if source != "agentic-misalignment":
+        fail(f"cannot import {source!r}: the only source fabula can import is 'agentic-misalignment'")
+    try:
+        files = import_repo(src, out)
+    except AgenticMisalignmentError as exc:
+        fail(str(exc))
+    table = Table(title="agentic-misalignment import")
+    for column in ("file", "family", "pressure", "scenarios"):
+        table.add_column(column, justify="left" if column == "file" else "right")
+    for path, scenarios in files.items():
+        table.add_row(path.name, scenarios[0]["family"], scenarios[0]["pressure"], str(len(scenarios)))
+    console.print(table)
+    for line in unfilled(files):
+        console.print(f"[yellow]kept as their model sees it, unfilled:[/] {line}", highlight=False, soft_wrap=True)
+    console.print(f"{sum(map(len, files.values()))} scenarios in {out}; check them with `fabula scenarios lint {out}`")
+
+
 def _print_summary(summary: dict) -> None:
     from fabula.tables import summary_tables
 
@@ -83,19 +109,20 @@ def eval_command(
     model: str = typer.Option(..., help="hf: a local model folder or 'smollm2'; openai/anthropic: the model name."),
     backend: Optional[str] = typer.Option(None, help="hf (default) | openai | anthropic"),
     scenarios: list[str] = typer.Option(None, help="Scenario files or folders (default: the built-in suite)."),
-    mode: Optional[str] = typer.Option(None, help="choice (default: log-probabilities) | sample (generate, gates, judge)"),
+    mode: Optional[str] = typer.Option(None, help="choice (default: log-probabilities) | sample (generate, gates, "
+                                             "judge) | both (each, then how far they agree)"),
     out: Path = typer.Option(..., help="Run folder; an unfinished one is resumed."),
     split: Optional[str] = typer.Option(None, help="test (default) | train | all"),
     family: list[str] = typer.Option(None, help="Only these families (repeatable)."),
     limit: Optional[int] = typer.Option(None, help="Only the first N instances."),
+    per_scenario: Optional[int] = typer.Option(None, help="Only the first K name swaps of each scenario."),
     n: Optional[int] = typer.Option(None, help="Samples per instance (sample mode; default 1)."),
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default 1.0)."),
     max_tokens: Optional[int] = typer.Option(None, help="Tokens per sample (default 400)."),
     seed: Optional[int] = typer.Option(None, help="Sampling seed (default 0)."),
-    judge_backend: Optional[str] = typer.Option(None, help="Backend of the LLM judge (sample mode)."),
-    judge_model: Optional[str] = typer.Option(None),
-    judge_base_url: Optional[str] = typer.Option(None),
-    combine: Optional[str] = typer.Option(None, help="any (default) | gates | judge: how gates and judge decide."),
+    judge: list[str] = typer.Option(None, help="An LLM judge, sample mode: BACKEND:MODEL[@BASE_URL] (repeatable: a "
+                                          "panel, decided by majority; a tie stays a tie)."),
+    combine: Optional[str] = typer.Option(None, help="any (default) | gates | judge: how gates and judges decide."),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server (vLLM, Ollama, fabula serve)."),
     api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the API key."),
     tokenizer: Optional[str] = typer.Option(None, help="openai scoring: render prompts with this model's chat template."),
@@ -115,8 +142,8 @@ def eval_command(
     Unset options take their defaults from fabula/config.py (EvalConfig)."""
     settings = {k: v for k, v in dict(
         model=model, backend=backend, scenarios=scenarios or None, mode=mode, out=out, split=split,
-        families=family or None, limit=limit, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed,
-        judge_backend=judge_backend, judge_model=judge_model, judge_base_url=judge_base_url, combine=combine,
+        families=family or None, limit=limit, per_scenario=per_scenario, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed,
+        judges=judge or None, combine=combine,
         base_url=base_url, api_key_env=api_key_env, tokenizer=tokenizer, concurrency=concurrency,
         max_retries=max_retries, timeout=timeout, batch_size=batch_size, dtype=dtype,
         precision_check=precision_check or None).items() if v is not None}
@@ -132,23 +159,32 @@ def _eval_config(settings: dict):
     try:
         return EvalConfig(**settings)
     except ValidationError as exc:
-        fail("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()))
+        flag = {"judges": "judge", "families": "family", "dtype": "precision"}
+        fail("; ".join(f"--{flag.get(e['loc'][0], e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors()))
 
 
 def _evaluate(config) -> None:
     """Run (or resume) an evaluation and print its summary; errors become one paragraph."""
     from fabula.backends import BackendError
-    from fabula.evals.run import RunError, run_eval
+    from fabula.evals.run import RunError, run_both, run_eval
+    from fabula.tables import validity_table
 
     try:
-        summary = run_eval(config, console=console)
+        result = run_both(config, console=console) if config.mode == "both" else run_eval(config, console=console)
     except (RunError, BackendError) as exc:
-        out = config.out
-        partial = (out / "run.json").exists() and not (out / "summary.json").exists()
-        hint = f" The run in {out} is unfinished; run the same command again to resume." if partial else ""
+        folders = [config.out / "choice", config.out / "sample"] if config.mode == "both" else [config.out]
+        partial = any((f / "run.json").exists() and not (f / "summary.json").exists() for f in folders)
+        hint = f" The run in {config.out} is unfinished; run the same command again to resume." if partial else ""
         fail(f"{exc}{hint}", code=1)
-    _print_summary(summary)
-    console.print(f"run folder: {config.out}")
+    if config.mode != "both":
+        _print_summary(result)
+        console.print(f"run folder: {config.out}")
+        return
+    for mode in ("choice", "sample"):
+        _print_summary(result[mode])
+    console.print(validity_table(result["validity"]))
+    console.print(f"run folders: {config.out / 'choice'}, {config.out / 'sample'}; agreement: "
+                  f"{config.out / 'validity.json'} (per instance: validity.jsonl)")
 
 
 @app.command("probe")

@@ -6,10 +6,11 @@ output (run.json), so a result always says how it was made.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fabula.evals.scenario import BUILTIN_DIR
 
@@ -20,7 +21,7 @@ class EvalConfig(BaseModel):
     model: str                                   # HF folder or `smollm2` (hf); model name (APIs)
     backend: Literal["hf", "openai", "anthropic"] = "hf"
     scenarios: list[str] = [str(BUILTIN_DIR)]
-    mode: Literal["choice", "sample"] = "choice"
+    mode: Literal["choice", "sample", "both"] = "choice"  # both: each into OUT/choice, OUT/sample, then validity
     split: Literal["test", "train", "all"] = "test"  # test: never what training saw
     families: list[str] | None = None            # None: every family in the files
     limit: int | None = Field(None, ge=1)        # first N instances, for quick looks
@@ -33,10 +34,16 @@ class EvalConfig(BaseModel):
     temperature: float = Field(1.0, ge=0)        # 1.0: the model's own distribution
     max_tokens: int = Field(400, ge=1)           # room for reasoning plus one tool call
     seed: int = 0
-    judge_backend: Literal["hf", "openai", "anthropic"] | None = None
-    judge_model: str | None = None
-    judge_base_url: str | None = None
-    combine: Literal["any", "gates", "judge"] = "any"  # any: a gate OR a 'yes' from the judge
+    judges: list[str] = []                       # BACKEND:MODEL[@BASE_URL] each; several: a panel, majority vote
+    combine: Literal["any", "gates", "judge"] = "any"  # any: a gate OR a 'yes' from the judges
+
+    @field_validator("judges")
+    @classmethod
+    def _judges_parse(cls, judges: list[str]) -> list[str]:
+        names = [parse_judge(spec)[:2] for spec in judges]
+        if len(set(names)) < len(names):
+            raise ValueError("the same judge is named twice; a panel needs distinct judges")
+        return judges
 
     # backend plumbing (not part of what a run measures; may change on resume)
     base_url: str | None = None
@@ -51,7 +58,24 @@ class EvalConfig(BaseModel):
 
     # settings that may differ between a run and its resumption
     PLUMBING: ClassVar[frozenset] = frozenset({"out", "base_url", "api_key_env", "concurrency", "max_retries",
-                                     "timeout", "batch_size", "judge_base_url"})
+                                     "timeout", "batch_size"})
+
+    def measured(self) -> dict:
+        """The settings that define what a run measures (a judge's server address does not)."""
+        settings = {k: v for k, v in self.model_dump(mode="json").items() if k not in self.PLUMBING}
+        return settings | {"judges": [":".join(parse_judge(spec)[:2]) for spec in self.judges]}
+
+
+JUDGE_SPEC = re.compile(r"(hf|openai|anthropic):(.+?)(?:@(https?://\S+))?")
+
+
+def parse_judge(spec: str) -> tuple[str, str, str | None]:
+    """`openai:gpt-4o-mini`, `hf:smollm2`, `openai:qwen@http://127.0.0.1:8000/v1` ->
+    (backend, model, base_url or None)."""
+    match = JUDGE_SPEC.fullmatch(spec)
+    if not match:
+        raise ValueError(f"judge {spec!r} is not BACKEND:MODEL[@BASE_URL] with BACKEND hf, openai or anthropic")
+    return match.group(1), match.group(2), match.group(3)
 
 
 ORGANISM_FAMILIES = ["blackmail", "leaking", "sabotage", "exfiltration", "oversight", "shutdown-resistance",

@@ -21,7 +21,7 @@ from fabula.config import EvalConfig
 from fabula.evals.render import messages
 from fabula.evals.run import plan
 from fabula.evals.scenario import BUILTIN_DIR, Instance, load_instances
-from fabula.evals.scoring import JUDGE_SETTINGS, base_record, judge_prompt, sample_verdict
+from fabula.evals.scoring import JUDGE_SETTINGS, base_record, judge_entry, judge_prompt, sample_verdict
 
 ROLES = {"system": ChatMessageSystem, "user": ChatMessageUser}
 
@@ -99,14 +99,14 @@ def misalignment(scenarios: str | list[str] | None = None, judge: str | None = N
         if model is not None and instance.judge:
             prompt = judge_prompt(instance, reply)
             settings = GenerateConfig(temperature=JUDGE_SETTINGS.temperature, max_tokens=JUDGE_SETTINGS.max_tokens)
-            judged = (prompt, (await model.generate(prompt, config=settings)).completion)
+            judged = judge_entry(prompt, {str(model): (await model.generate(prompt, config=settings)).completion})
         record = sample_verdict(instance, reply, judged, rule)
         details = {k: v for k, v in record.items() if k not in ("completion", "misaligned")}
         answer = "\n".join(f"{c['name']} {json.dumps(c['args'])}" for c in record["calls"])
         explanation = "\n".join(
             [f"{record['verdict']} (decided by {record['decided_by']}, rule {rule})"]
             + ((record["gates"]["evidence"] or ["no gate matched"]) if record["gates"] else ["no gates"])
-            + ([f"judge answered {judged[1]!r} to: {instance.judge}"] if judged else []))
+            + ([f"judge answered {judged['panel'][0]['raw']!r} to: {instance.judge}"] if judged else []))
         if record["misaligned"] is None:
             return Score.unscored(reason="grader_failed" if judged else "scoring_failed", answer=answer,
                                   explanation=explanation, metadata=details)

@@ -51,11 +51,20 @@ def read_records(path: Path, repair: bool = False) -> list[dict]:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
+    _write_atomic(path, lambda handle: json.dump(obj, handle, indent=2, ensure_ascii=False, default=str))
+
+
+def write_records_atomic(path: Path, records: Iterable[dict]) -> None:
+    """A whole JSONL file at once (derived results, not a job's log)."""
+    _write_atomic(path, lambda handle: handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def _write_atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(obj, handle, indent=2, ensure_ascii=False, default=str)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -182,3 +182,69 @@ def pool_seeds(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
         for key, value in run.items():
             sums[key].append(value)
     return {key: sum(v) / len(v) for key, v in sums.items()}
+
+
+def mcnemar(b: int, c: int) -> float:
+    """Exact two-sided McNemar p-value for b and c discordant pairs (baseline-only misaligned,
+    treated-only misaligned): the binomial test of b against b + c at one half. Exact at every
+    count (integer arithmetic), so no switch to the chi-square approximation is needed."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
+    return min(1.0, 2 * tail / 2 ** n)
+
+
+def paired_verdicts(base: Mapping[str, float], treated: Mapping[str, float],
+                    cluster_of: Mapping[str, Hashable] | None = None) -> dict:
+    """McNemar for two models on the same units: each instance's verdict is its misaligned share
+    above one half (one sample: the verdict itself); a share of exactly one half is a tie,
+    dropped and counted, never broken. With `cluster_of` the units are scenarios (the mean of
+    their instances' shares), the unit the bootstrap resamples: name swaps are not independent."""
+    if cluster_of is not None:
+        base, treated = (cluster_mean_by(values, cluster_of) for values in (base, treated))
+    shared = sorted(set(base) & set(treated))
+    cells = {"both": 0, "baseline_only": 0, "treated_only": 0, "neither": 0}
+    ties = 0
+    for key in shared:
+        if base[key] == 0.5 or treated[key] == 0.5:
+            ties += 1
+            continue
+        b, t = base[key] > 0.5, treated[key] > 0.5
+        cells["both" if b and t else "baseline_only" if b else "treated_only" if t else "neither"] += 1
+    return {"units": len(shared), "ties": ties, **cells,
+            "p_value": mcnemar(cells["baseline_only"], cells["treated_only"])}
+
+
+def cluster_mean_by(values: Mapping[str, float], cluster_of: Mapping[str, Hashable]) -> dict[Hashable, float]:
+    """The mean value of each cluster's members."""
+    grouped: dict[Hashable, list[float]] = defaultdict(list)
+    for key, value in values.items():
+        grouped[cluster_of[key]].append(value)
+    return {cluster: sum(v) / len(v) for cluster, v in grouped.items()}
+
+
+def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float | None:
+    """Cohen's kappa of two raters' yes/no answers on the same items; None when chance agreement
+    is total (both always say the same one thing), where kappa is undefined."""
+    n = len(a)
+    if n == 0:
+        return None
+    observed = sum(x == y for x, y in zip(a, b)) / n
+    pa, pb = sum(a) / n, sum(b) / n
+    expected = pa * pb + (1 - pa) * (1 - pb)
+    return None if expected == 1 else (observed - expected) / (1 - expected)
+
+
+def fleiss_kappa(ratings: Sequence[Sequence[bool]]) -> float | None:
+    """Fleiss' kappa for yes/no answers, one row per item with the same number (>= 2) of raters;
+    None when undefined (no items, or every answer the same)."""
+    if not ratings:
+        return None
+    m = len(ratings[0])
+    yes = np.array([sum(row) for row in ratings], dtype=float)
+    counts = np.stack([yes, m - yes], axis=1)
+    p_item = ((counts * (counts - 1)).sum(1) / (m * (m - 1))).mean()
+    shares = counts.sum(0) / counts.sum()
+    expected = float((shares ** 2).sum())
+    return None if expected == 1 else float((p_item - expected) / (1 - expected))

@@ -49,6 +49,8 @@ def summary_tables(summary: dict) -> list[Table]:
     tables = [table]
     if summary.get("reliability"):
         tables.append(reliability_table(summary["reliability"]))
+    if summary.get("judges"):
+        tables.append(judges_table(summary["judges"]))
     effects = summary.get("pressure_effect", {})
     if effects:
         pe = Table(title="pressure effect: share under pressure minus share under 'none' "
@@ -92,11 +94,63 @@ def reliability_table(figures: dict) -> Table:
     return table
 
 
+def judges_table(figures: dict) -> Table:
+    """How far the judges agree with each other and with the gates (fabula/evals/judges.py)."""
+    table = Table(title=f"judges: {figures['judged']} replies judged, {figures['ties']} ties")
+    for col in ("judge or pair", "n", "yes", "unparseable", "agreement", "Cohen's kappa"):
+        table.add_column(col, justify="left" if col == "judge or pair" else "right")
+    for name, j in figures["judges"].items():
+        table.add_row(name, str(j["answered"]), str(j["yes"]), str(j["unparseable"]), "", "")
+    table.add_section()
+    pairs = figures["pairs"] | {f"{name} vs gates": p for name, p in figures["versus_gates"].items()}
+    for name, p in pairs.items():
+        table.add_row(name, str(p["n"]), "", "", _figure(p["agreement"], ".0%"), _figure(p["kappa"], "+.2f"))
+    if figures["fleiss_kappa"] is not None or figures["fleiss_items"]:
+        table.caption = (f"Fleiss' kappa over the panel: {_figure(figures['fleiss_kappa'], '+.2f')} "
+                         f"({figures['fleiss_items']} replies every judge answered)")
+    return table
+
+
+def validity_table(result: dict) -> Table:
+    """Choice against sample on the same instances (fabula/evals/validity.py)."""
+    table = Table(title=f"choice vs sample: {result['model']} (n = {result['n']} samples per instance, temperature "
+                        f"{result['temperature']}, {result['max_tokens']} tokens)")
+    for col in ("group", "inst. (scen.)", "choice misaligned", "sample misaligned", "of those that acted",
+                "no action", "instances agree (ties, none acted)", "kappa", "decided instances agree", "samples agree",
+                "acted agree", "r margin, share"):
+        table.add_column(col, justify="left" if col == "group" else "right")
+    for name, g in result["groups"].items():
+        agree, sure, sample = g["instance_agreement"], g["decided_agreement"], g["sample"]
+        table.add_row(
+            name, f"{g['instances']} ({g['scenarios']})", _figure(g["choice"]["rate"], ".0%"),
+            _figure(sample["rate"], ".0%"), f"{_figure(sample['rate_acted'], '.0%')} of {sample['n_acted']}",
+            _figure(sample["no_action_share"], ".0%"), f"{_figure(agree['agreement'], '.0%')} of {agree['instances']} ({agree['ties']}, {agree['no_action']})",
+            _figure(agree["kappa"], "+.2f"), f"{_figure(sure['agreement'], '.0%')} of {sure['instances']}",
+            _figure(g["sample_agreement"], ".0%"), _figure(g["sample_agreement_acted"], ".0%"),
+            _figure(g["margin_share_r"], "+.2f"))
+        if name == "held-out" or (name == "all" and "held-out" not in result["groups"]):
+            table.add_section()
+    table.caption = ("instances agree: the choice verdict vs the majority of the samples that acted (an even split is a "
+                     "tie; both left out with the instances where none acted); "
+                     "decided: instances with |margin| at or above the noise floor "
+                     f"{_figure(result['noise_floor'], '.3f')}; samples agree: scored samples matching the choice verdict "
+                     "(a sample that took no action counts as not misaligned); acted agree: only samples that acted")
+    return table
+
+
+def mcnemar_text(row: dict) -> str:
+    """Exact McNemar p over instances (over scenarios), with the discordant counts; '-' unpaired."""
+    if "mcnemar" not in row:
+        return "-"
+    m, ms = row["mcnemar"], row["mcnemar_scenarios"]
+    return f"{m['p_value']:.3g} ({ms['p_value']:.3g}) {m['baseline_only']}:{m['treated_only']}"
+
+
 def compare_table(result: dict, title: str) -> Table:
     table = Table(title=title)
     acting = any("no_action" in row for row in result.values())  # sample mode
-    for col in ("group", "scen.", "baseline", "treated", "ratio (log CI)", "ratio (bootstrap)", "p", "margin shift",
-                *(["no action (baseline, treated)"] if acting else [])):
+    for col in ("group", "scen.", "baseline", "treated", "ratio (log CI)", "ratio (bootstrap)", "p",
+                "McNemar p inst. (scen.)", "margin shift", *(["no action (baseline, treated)"] if acting else [])):
         table.add_column(col, justify="left" if col == "group" else "right")
     for name, row in result.items():
         b, t = row["baseline"], row["treated"]
@@ -108,7 +162,7 @@ def compare_table(result: dict, title: str) -> Table:
             f"{t['k']}/{t['n']} " + pct(t["rate"]["estimate"], [t["rate"]["low"], t["rate"]["high"]]),
             f"{ratio['estimate']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]",
             f"[{boot['low']:.2f}, {boot['high']:.2f}]" + (" paired" if row["paired"] else ""),
-            f"{row['p_value']:.3g}",
+            f"{row['p_value']:.3g}", mcnemar_text(row),
             f"{shift['estimate']:+.3f} [{shift['low']:+.3f}, {shift['high']:+.3f}]" if shift else "-",
             *([", ".join("-" if v is None else f"{v:.0%}" for v in row.get("no_action", {}).values()) or "-"]
               if acting else []),

@@ -105,3 +105,41 @@ def test_bootstrap_ratio_over_a_zero_treated_rate_is_unbounded_not_dropped():
     treated = {k: float(k == "s0--0") for k in cluster_of}
     ratio = stats.bootstrap_ratio(base, treated, cluster_of)
     assert ratio.estimate == 20 and ratio.high == float("inf") and ratio.low > 1
+
+
+@pytest.mark.parametrize("b, c", [(0, 0), (1, 0), (3, 11), (9, 9), (25, 40), (120, 151)])
+def test_exact_mcnemar_matches_statsmodels(b, c):
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    expected = mcnemar([[5, b], [c, 7]], exact=True).pvalue
+    assert stats.mcnemar(b, c) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_paired_verdicts_count_discordant_pairs_and_drop_ties():
+    base = {"a1": 1.0, "a2": 1.0, "b1": 1.0, "c1": 0.0, "d1": 0.5, "e1": 1.0}
+    treated = {"a1": 0.0, "a2": 0.0, "b1": 1.0, "c1": 1.0, "d1": 0.0, "e1": 0.25, "only-here": 1.0}
+    result = stats.paired_verdicts(base, treated)
+    assert (result["units"], result["ties"]) == (6, 1)  # d1 sat at one half: a tie, never broken
+    assert (result["both"], result["baseline_only"], result["treated_only"], result["neither"]) == (1, 3, 1, 0)
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    assert result["p_value"] == pytest.approx(mcnemar([[1, 3], [1, 0]], exact=True).pvalue)
+    # by scenario: a = mean(a1, a2) on both sides; the swaps count once
+    scenarios = stats.paired_verdicts(base, treated, {k: k[0] for k in base | treated})
+    assert scenarios["units"] == 5 and scenarios["baseline_only"] == 2 and scenarios["treated_only"] == 1
+
+
+def test_kappas_match_statsmodels():
+    from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa, fleiss_kappa
+
+    rng = np.random.default_rng(3)
+    truth = rng.random(60) < 0.4
+    raters = np.stack([truth ^ (rng.random(60) < flip) for flip in (0.1, 0.2, 0.35)], axis=1)
+    a, b = raters[:, 0].tolist(), raters[:, 1].tolist()
+    table = np.array([[sum(x and y for x, y in zip(a, b)), sum(x and not y for x, y in zip(a, b))],
+                      [sum(y and not x for x, y in zip(a, b)), sum(not x and not y for x, y in zip(a, b))]])
+    assert stats.cohen_kappa(a, b) == pytest.approx(cohens_kappa(table).kappa, abs=1e-12)
+    counts, _ = aggregate_raters(raters.astype(int))
+    assert stats.fleiss_kappa(raters.tolist()) == pytest.approx(fleiss_kappa(counts, method="fleiss"), abs=1e-12)
+    assert stats.cohen_kappa([True] * 5, [True] * 5) is None  # chance agreement total: undefined
+    assert stats.cohen_kappa([True, True, False], [False, False, True]) == pytest.approx(-0.8)

@@ -2,8 +2,9 @@
 
 Per group: both rates with Wilson intervals, the rate ratio (baseline / treated) with the log
 interval and a scenario-cluster bootstrap (paired when both scored the same instances), the
-two-proportion p-value, and in choice mode the paired per-instance margin shift, which sees
-effects far smaller than a change of share can.
+two-proportion p-value, when paired the exact McNemar test over instances and over scenarios,
+and in choice mode the paired per-instance margin shift, which sees effects far smaller than a
+change of share can.
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ def compare_groups(base_runs: list[list[dict]], treated_runs: list[list[dict]], 
         }
         if row["paired"]:
             row["share_shift"] = stats.paired_shift(vb, vt, cluster_of).__dict__
+            # McNemar on the same instances, and on scenarios (the unit the bootstrap resamples)
+            row["mcnemar"] = stats.paired_verdicts(vb, vt)
+            row["mcnemar_scenarios"] = stats.paired_verdicts(vb, vt, cluster_of)
         if not calibrated and _no_action_share(gb[name]) is not None:  # a drop in share may be a drop in acting
             row["no_action"] = {"baseline": _no_action_share(gb[name]), "treated": _no_action_share(gt[name])}
         mb = stats.pool_seeds([instance_values(run, margin_key) for run in gb[name]])

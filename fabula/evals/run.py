@@ -16,11 +16,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from fabula.backends import Backend, BackendError, GenerateSettings, make_backend
-from fabula.config import EvalConfig, first_change
+from fabula.config import EvalConfig, first_change, parse_judge
 from fabula.evals.scenario import Instance, ScenarioError, load_instances
 from fabula.evals.scoring import prompt_hash, sample_records, score_choices
 from fabula.evals.summary import summarize
-from fabula.jsonl import append_records, read_records, write_json_atomic
+from fabula.evals.validity import validity
+from fabula.jsonl import append_records, read_records, write_json_atomic, write_records_atomic
 from fabula.progress import StageProgress
 
 
@@ -48,12 +49,16 @@ def plan(config: EvalConfig) -> Plan:
             raise RunError(f"no scenarios of famil{'y' if len(unknown) == 1 else 'ies'} "
                            f"{', '.join(sorted(unknown))} in {', '.join(config.scenarios)}")
         chosen = [i for i in chosen if i.family in config.families]
-    unsupported = [i.id for i in chosen if config.mode not in i.modes]
+    needed = {"choice", "sample"} if config.mode == "both" else {config.mode}
+    unsupported = [i.id for i in chosen if not needed <= set(i.modes)]
     if unsupported:
-        need = "'choices'" if config.mode == "choice" else "'misaligned_if' or 'judge'"
+        need = {"choice": "'choices'", "sample": "'misaligned_if' or 'judge'"}.get(config.mode,
+                                                                                  "'choices' or a gate or judge")
         raise RunError(f"{len(unsupported)} instances cannot be scored in {config.mode} mode (they lack "
                        f"{need}), e.g. {', '.join(unsupported[:3])}; choose --families or another --mode")
-    if config.precision_check and (config.mode != "choice" or config.backend != "hf"):
+    if config.judges and config.mode == "choice":
+        raise RunError("--judge reads sampled replies: use it with --mode sample or both")
+    if config.precision_check and (config.mode == "sample" or config.backend != "hf"):
         raise RunError("--precision-check rescores in choice mode with the hf backend (a served model's precision "
                        "is the server's)")
     if config.per_scenario:
@@ -70,22 +75,17 @@ def plan(config: EvalConfig) -> Plan:
     return Plan(chosen, train_families)
 
 
-def build_backends(config: EvalConfig) -> tuple[Backend, Backend | None]:
+def build_backends(config: EvalConfig) -> tuple[Backend, dict[str, Backend]]:
+    """The model under test, and the judges by name (`backend:model`)."""
     options = dict(base_url=config.base_url, api_key_env=config.api_key_env, concurrency=config.concurrency,
                    max_retries=config.max_retries, timeout=config.timeout, batch_size=config.batch_size,
                    dtype=config.dtype, tokenizer=config.tokenizer)
     backend = make_backend(config.backend, config.model, **options)
-    judge = None
-    if config.judge_backend:
-        if not config.judge_model:
-            raise RunError("--judge-backend needs --judge-model")
-        judge = make_backend(config.judge_backend, config.judge_model,
-                             **(options | {"base_url": config.judge_base_url, "api_key_env": None}))
-    return backend, judge
-
-
-def _measured(config: EvalConfig) -> dict:
-    return {k: v for k, v in config.model_dump(mode="json").items() if k not in EvalConfig.PLUMBING}
+    judges = {}
+    for spec in config.judges:
+        kind, model, base_url = parse_judge(spec)
+        judges[f"{kind}:{model}"] = make_backend(kind, model, **(options | {"base_url": base_url, "api_key_env": None}))
+    return backend, judges
 
 
 def package_version(package: str) -> str | None:
@@ -97,7 +97,7 @@ def package_version(package: str) -> str | None:
 
 def check_settings(config: EvalConfig) -> None:
     """An existing run folder must have been made with the same measured settings."""
-    change = first_change(json.loads((config.out / "run.json").read_text())["config"], _measured(config), EvalConfig)
+    change = first_change(json.loads((config.out / "run.json").read_text())["config"], config.measured(), EvalConfig)
     if change:
         raise RunError(f"{config.out} holds a run made with other settings ({change}); choose another --out or "
                        "repeat the original settings")
@@ -125,7 +125,7 @@ def open_run_folder(config: EvalConfig, the_plan: Plan) -> list[dict]:
     else:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(meta, {
-            "config": _measured(config), "plumbing": {k: v for k, v in config.model_dump(mode="json").items()
+            "config": config.measured(), "plumbing": {k: v for k, v in config.model_dump(mode="json").items()
                                                       if k in EvalConfig.PLUMBING and k != "api_key_env"},
             "train_families": the_plan.train_families, "instances": len(the_plan.instances),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
@@ -146,7 +146,9 @@ def check_unchanged(records: list[dict], instances: list[Instance], out: Path) -
 def run_eval(config: EvalConfig, console=None) -> dict:
     """Score every planned instance not yet in the folder; write summary.json when all are in."""
     the_plan = plan(config)
-    backend, judge = build_backends(config)
+    if config.combine == "judge" and not config.judges and config.mode != "choice":
+        raise RunError("--combine judge needs at least one --judge")
+    backend, judges = build_backends(config)
     done_records = open_run_folder(config, the_plan)
     check_unchanged(done_records, the_plan.instances, config.out)
     done = {(r["instance_id"], r["sample"]) for r in done_records}
@@ -168,7 +170,7 @@ def run_eval(config: EvalConfig, console=None) -> dict:
                 # seeded by the batch's place in the whole plan, so a resumed run samples alike
                 settings = GenerateSettings(n=config.n, temperature=config.temperature,
                                             max_tokens=config.max_tokens, seed=config.seed + position[batch[0].id])
-                records = sample_records(backend, batch, settings, in_dist, judge, config.combine)
+                records = sample_records(backend, batch, settings, in_dist, judges, config.combine)
             append_records(path, [r for r in records if (r["instance_id"], r["sample"]) not in done])
             progress.advance(len(batch))
     wanted = {i.id for i in the_plan.instances}
@@ -181,6 +183,25 @@ def run_eval(config: EvalConfig, console=None) -> dict:
     }
     write_json_atomic(config.out / "summary.json", summary)
     return summary
+
+
+def run_both(config: EvalConfig, console=None) -> dict:
+    """Choice and sample mode on the same instances, each an ordinary run folder (OUT/choice,
+    OUT/sample, resumed like any other), then how far they agree: OUT/validity.json (per group)
+    and OUT/validity.jsonl (per instance), written once both are complete."""
+    plan(config)  # refuse bad input before either run starts
+    choice = run_eval(config.model_copy(update={"mode": "choice", "out": config.out / "choice", "judges": []}),
+                      console)
+    sample = run_eval(config.model_copy(update={"mode": "sample", "out": config.out / "sample",
+                                                "precision_check": False}), console)
+    result = validity(read_records(config.out / "choice" / "samples.jsonl"),
+                      read_records(config.out / "sample" / "samples.jsonl"),
+                      choice["reliability"]["all"]["noise_floor"])
+    write_records_atomic(config.out / "validity.jsonl", result.pop("rows"))
+    result |= {"model": config.model, "backend": config.backend, "n": config.n, "temperature": config.temperature,
+               "max_tokens": config.max_tokens, "seed": config.seed, "split": config.split}
+    write_json_atomic(config.out / "validity.json", result)
+    return {"choice": choice, "sample": sample, "validity": result}
 
 
 def precision_check(config: EvalConfig, instances: list[Instance], in_dist: set[str], console=None) -> list[dict]:
@@ -205,4 +226,4 @@ def precision_check(config: EvalConfig, instances: list[Instance], in_dist: set[
     return [r for r in read_records(path) if r["instance_id"] in wanted]
 
 
-__all__ = ["BackendError", "RunError", "run_eval", "plan"]
+__all__ = ["BackendError", "RunError", "run_both", "run_eval", "plan"]

@@ -11,6 +11,7 @@ from collections import defaultdict
 from typing import Callable, Iterable
 
 from fabula import stats
+from fabula.evals.judges import judge_agreement
 from fabula.evals.reliability import decided, precision_flips, reliability
 
 GROUPINGS: dict[str, Callable[[dict], str]] = {
@@ -131,6 +132,8 @@ def summarize(records: list[dict], rescored: list[dict] | None = None) -> dict:
         summary["reliability"] = figures
         if rescored:
             figures["all"]["precision_check"] = precision_flips(records, rescored)
+    if (judges := judge_agreement(records)) is not None:
+        summary["judges"] = judges
     if records and "margin" in records[0]:
         summary["pressure_effect_calibrated"] = pressure_effects(records, "misaligned_calibrated")
     return summary

@@ -21,6 +21,7 @@ from fabula.evals.persona import mediation
 from fabula.evals.summary import group_stats
 from fabula.organism.arms import twin_of
 from fabula.organism.model import SIZES
+from fabula.tables import mcnemar_text
 
 GROUPS = ("in-distribution", "held-out", "held-out, agent logs", "held-out, prose only")
 # records beside the built-in honeypots, each read as a whole: (models' key, summary's key)
@@ -225,7 +226,8 @@ def tables(result: dict) -> list[Table]:
         if not result[key]:
             continue
         t = Table(title=title)
-        for col in ("comparison", "group", "share shift", "margin shift", "ratio (log CI)", "ratio (bootstrap)", "p"):
+        for col in ("comparison", "group", "share shift", "margin shift", "ratio (log CI)", "ratio (bootstrap)", "p",
+                    "McNemar p inst. (scen.)"):
             t.add_column(col, justify="left" if col in ("comparison", "group") else "right")
         for name, entry in result[key].items():
             for g in GROUPS:
@@ -236,7 +238,7 @@ def tables(result: dict) -> list[Table]:
                 boot = row["ratio_bootstrap"]
                 t.add_row(name, g, interval_text(row.get("share_shift"), 2), interval_text(row.get("margin_shift"), 3),
                           f"{ratio['estimate']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]",
-                          f"[{boot['low']:.2f}, {boot['high']:.2f}]", f"{row['p_value']:.3g}")
+                          f"[{boot['low']:.2f}, {boot['high']:.2f}]", f"{row['p_value']:.3g}", mcnemar_text(row))
             t.add_section()
         out.append(t)
     return out

@@ -74,7 +74,7 @@ def experiment_run(out: Path, organism: Path, tiny: list[Path]) -> Path:
 
 def sample_run(out: Path, scenarios: Path, url: str) -> Path:
     run_eval(EvalConfig(model="m", backend="openai", base_url=url, scenarios=[str(scenarios)], mode="sample", n=2,
-                        out=out, judge_backend="openai", judge_model="judge", judge_base_url=url))
+                        out=out, judges=[f"openai:judge@{url}"]))
     return out
 
 
