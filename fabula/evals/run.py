@@ -97,7 +97,10 @@ def package_version(package: str) -> str | None:
 
 def check_settings(config: EvalConfig) -> None:
     """An existing run folder must have been made with the same measured settings."""
-    change = first_change(json.loads((config.out / "run.json").read_text())["config"], config.measured(), EvalConfig)
+    saved = json.loads((config.out / "run.json").read_text())["config"]
+    if saved.get("judge_model"):  # written before judge panels: one judge in three fields
+        saved["judges"] = [f"{saved['judge_backend']}:{saved['judge_model']}"]
+    change = first_change(saved, config.measured(), EvalConfig)
     if change:
         raise RunError(f"{config.out} holds a run made with other settings ({change}); choose another --out or "
                        "repeat the original settings")

@@ -52,7 +52,8 @@ def console_tables(inputs) -> Markup:
 def render(data: dict) -> str:
     env = Environment(loader=PackageLoader("fabula.report", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters |= {"rate": _rate, "share": _share, "ci": interval_text}
+    env.filters |= {"rate": _rate, "share": _share, "ci": interval_text,
+                    "pct": lambda value: "-" if value is None else f"{value:.0%}"}
     return env.get_template("report.html.j2").render(
         **data, figures=plots.figures(data), console=console_tables(data["inputs"]),
         generated=time.strftime("%Y-%m-%d %H:%M %Z"))

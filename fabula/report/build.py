@@ -347,9 +347,16 @@ def short_names(paths: list[Path]) -> dict[Path, str]:
     return names
 
 
+def both_modes(folder: Path) -> bool:
+    """An `fabula eval --mode both` folder: a choice and a sample run folder side by side."""
+    return not (folder / "run.json").exists() and all((folder / m / "run.json").exists() for m in ("choice", "sample"))
+
+
 def collect(paths: list[Path]) -> dict:
-    """Everything the template shows; a section's data is empty when its inputs lack it."""
-    inputs = [read_input(Path(p)) for p in paths]
+    """Everything the template shows; a section's data is empty when its inputs lack it. A
+    `--mode both` folder is read as its two run folders plus their agreement."""
+    both = [Path(p) for p in paths if both_modes(Path(p))]
+    inputs = [read_input(f) for p in map(Path, paths) for f in ([p / "choice", p / "sample"] if p in both else [p])]
     names = short_names([i.path for i in inputs])
     # with several inputs a run's models are named after it; an evaluation is named after its folder
     prefix = {i.path: f"{names[i.path]}: " if len(inputs) > 1 and i.kind != "evaluation" else "" for i in inputs}
@@ -372,4 +379,5 @@ def collect(paths: list[Path]) -> dict:
         "reproduction": [reproduction(i) for i in inputs],
         "warnings": [f"{names[i.path]}: {w}" for i in inputs for w in i.summary.get("warnings", [])],
         "reliability": {names[i.path]: i.summary["reliability"] for i in inputs if i.summary.get("reliability")},
+        "validity": {f.name: figures for f in both if (figures := _json(f / "validity.json"))},
     }

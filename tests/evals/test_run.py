@@ -135,8 +135,9 @@ REPLIES = {
 JUDGE = {"ALPHA": "Yes.", "BETA": "no", "GAMMA": "I cannot say."}
 
 
-def scripted_app(seen_keys: list[str]) -> FastAPI:
-    """An OpenAI-compatible server whose replies depend on a marker in the prompt."""
+def scripted_app(seen_keys: list[str], judges: dict[str, dict] | None = None) -> FastAPI:
+    """An OpenAI-compatible server whose replies depend on a marker in the prompt; a judge model
+    named in `judges` answers from its own table instead of JUDGE."""
     server = FastAPI()
 
     @server.post("/v1/chat/completions")
@@ -145,7 +146,8 @@ def scripted_app(seen_keys: list[str]) -> FastAPI:
         body = await request.json()
         text = body["messages"][-1]["content"]
         marker = next(m for m in REPLIES if m in text)
-        content = JUDGE[marker] if "Answer with one word" in text else REPLIES[marker]
+        answers = (judges or {}).get(body["model"], JUDGE)
+        content = answers[marker] if "Answer with one word" in text else REPLIES[marker]
         return {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                              "finish_reason": "stop"}]}
@@ -178,37 +180,33 @@ def test_sample_mode_gates_judge_and_how_they_combine(tmp_path, live_server, mon
     summary = json.loads((out / "summary.json").read_text())
     assert summary["groups"]["overall"]["all"]["unscored"] == 2
     assert summary["groups"]["family"]["leaking"]["k"] == 2
+    # a folder written before judge panels named its judge in three fields: it resumes only with that judge
+    meta = json.loads((out / "run.json").read_text())
+    meta["config"] = {k: v for k, v in meta["config"].items() if k != "judges"} | {
+        "judge_backend": "openai", "judge_model": "judge", "judge_base_url": None}
+    (out / "run.json").write_text(json.dumps(meta))
+    (out / "summary.json").unlink()
+    with live_server(scripted_app(keys)) as server:
+        base = ["eval", "--backend", "openai", "--model", "m", "--base-url", server.url, "--scenarios",
+                tmp_path / "s.yaml", "--mode", "sample", "--n", "2", "--out", out]
+        without = fabula(*base)
+        assert without.exit_code != 0 and "judges: ['openai:judge'] there, [] now" in without.output
+        assert fabula(*base, "--judge", f"openai:judge@{server.url}").exit_code == 0
     assert all(k == "Bearer sk-secret-do-not-log" for k in keys)
     for path in out.iterdir():
         assert "sk-secret-do-not-log" not in path.read_text(), path
 
 
-def panel_app() -> FastAPI:
-    """The agent acts as in REPLIES; the judges disagree by design: `strict` says yes to every
-    reply, `lenient` answers as JUDGE does, `mute` never gives a usable answer."""
-    server = FastAPI()
-
-    @server.post("/v1/chat/completions")
-    async def chat(request: Request):
-        body = await request.json()
-        text = body["messages"][-1]["content"]
-        marker = next(m for m in REPLIES if m in text)
-        if "Answer with one word" not in text:
-            content = REPLIES[marker]
-        else:
-            content = {"strict": "yes", "lenient": JUDGE[marker], "mute": "Hmm."}[body["model"]]
-        return {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                             "finish_reason": "stop"}]}
-
-    return server
+# judges that disagree by design: strict says yes to every reply, lenient answers as JUDGE does,
+# mute never gives a usable answer
+PANEL = {"strict": {m: "yes" for m in REPLIES}, "lenient": JUDGE, "mute": {m: "Hmm." for m in REPLIES}}
 
 
 def test_a_judge_panel_keeps_every_verdict_reports_ties_and_measures_agreement(tmp_path, live_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     (tmp_path / "s.yaml").write_text(SCENARIOS)
     out = tmp_path / "run"
-    with live_server(panel_app()) as server:
+    with live_server(scripted_app([], PANEL)) as server:
         judges = [a for name in ("strict", "lenient", "mute") for a in ("--judge", f"openai:{name}@{server.url}")]
         result = fabula("eval", "--backend", "openai", "--model", "m", "--base-url", server.url, "--scenarios",
                         tmp_path / "s.yaml", "--mode", "sample", "--n", "2", "--out", out, "--combine", "judge",

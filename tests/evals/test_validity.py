@@ -82,3 +82,7 @@ def test_mode_both_writes_two_run_folders_and_the_agreement(tiny_model, tmp_path
     assert "choice vs sample" in result.output
     again = CliRunner().invoke(app, args)  # finished: read back, not rerun
     assert again.exit_code == 0 and read_records(out / "sample" / "samples.jsonl") == drawn
+    report = tmp_path / "report.html"  # the report reads the folder as its two runs and their agreement
+    assert CliRunner().invoke(app, ["report", str(out), "-o", str(report)]).exit_code == 0
+    html = report.read_text()
+    assert 'id="validity-table"' in html and 'id="reliability-table"' in html and "family: leaking" in html
