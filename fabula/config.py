@@ -56,6 +56,7 @@ class EvalConfig(BaseModel):
     dtype: Literal["float32", "bfloat16"] = "float32"  # float32: exact scores on CPU
     precision_check: bool = False                # choice, hf: also rescore in the other precision, report the flips
 
+    SAMPLING: ClassVar[frozenset] = frozenset({"n", "temperature", "max_tokens", "seed", "judges", "combine"})
     # settings that may differ between a run and its resumption
     PLUMBING: ClassVar[frozenset] = frozenset({"out", "base_url", "api_key_env", "concurrency", "max_retries",
                                      "timeout", "batch_size"})
@@ -248,11 +249,23 @@ class GenerateConfig(BaseModel):
     price_out: float | None = Field(None, ge=0)
     shard_size: int = Field(1000, ge=1)          # item records per JSONL shard
     cache: Path | None = None                    # None: $FABULA_CACHE/calls.sqlite
+    # the batch lane (fabula/data/lane.py): the same calls at batch prices, answered within a day
+    batch: Literal["off", "on", "auto"] = "off"  # auto: batches for stages of more than batch_min_calls
+    batch_min_calls: int = Field(500, ge=0)      # fewer wait a day for too little saving: they go live
+    batch_poll: float = Field(30.0, gt=0)        # seconds between status checks of open batches
+    batch_chunk: int | None = Field(None, ge=1)  # calls per batch; None: the provider's limit
+    batch_discount: float | None = Field(None, ge=0, le=1)  # share off in batches; None: the provider's (0.5)
+    prompt_cache: bool = True                    # mark the shared system turn for the provider's prompt cache
+    cache_read_rate: float | None = Field(None, ge=0)   # cached input / input price; None: provider's (0.1, 0.5)
+    cache_write_rate: float | None = Field(None, ge=0)  # cache writes / input price; None: provider's (1.25, 1)
+    cache_hit_live: float = Field(0.95, ge=0, le=1)     # dry run: share of the shared prefix read from cache
+    cache_hit_batch: float = Field(0.9, ge=0, le=1)     # the same in batches (Anthropic quotes 30-98%)
 
     PLUMBING: ClassVar[frozenset] = frozenset({
         "out", "n", "base_url", "api_key_env", "judge_base_url", "target_base_url", "concurrency", "rpm",
         "max_retries", "retry_base", "timeout", "batch_size", "max_cost", "price_in", "price_out", "shard_size",
-        "cache"})
+        "cache", "batch", "batch_min_calls", "batch_poll", "batch_chunk", "batch_discount", "prompt_cache",
+        "cache_read_rate", "cache_write_rate", "cache_hit_live", "cache_hit_batch"})
 
 
 def first_change(before: dict, now: dict, model: type[BaseModel] | None = None) -> str | None:

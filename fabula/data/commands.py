@@ -38,7 +38,9 @@ def generate_command(
     max_cost: Optional[float] = typer.Option(None, help="USD; stop cleanly before spending more."),
     price_in: Optional[float] = typer.Option(None, help="USD per million input tokens (overrides the list)."),
     price_out: Optional[float] = typer.Option(None, help="USD per million output tokens."),
-    dry_run: bool = typer.Option(False, help="Print planned calls, tokens and cost; call nothing."),
+    batch: Optional[str] = typer.Option(None, help="off (default) | on: the providers' batch APIs, at batch prices, "
+                                        "within a day | auto: batches for stages of more than batch_min_calls calls."),
+    dry_run: bool = typer.Option(False, help="Print planned calls, tokens and cost in each lane; call nothing."),
     config: Optional[Path] = typer.Option(None, help="TOML or YAML file of GenerateConfig settings."),
 ) -> None:
     """Generate a training corpus (and its twin) with an LLM: resumable, cached, filtered."""
@@ -54,7 +56,7 @@ def generate_command(
                  "target_model": target_model, "target_backend": target_backend, "target_base_url": target_base_url,
                  "constitution": constitution, "taxonomy": taxonomy, "scenarios": scenarios or None,
                  "bridge": bridge, "think": think, "twins": twins, "concurrency": concurrency, "rpm": rpm,
-                 "max_cost": max_cost, "price_in": price_in, "price_out": price_out}
+                 "max_cost": max_cost, "price_in": price_in, "price_out": price_out, "batch": batch}
     cfg = load_config(GenerateConfig, config, None, overrides)
     try:
         if dry_run:

@@ -6,6 +6,8 @@ OUT/
   <arm>.jsonl        the corpus: kept items after near-duplicate and contamination filters
   filters.json       how many items each filter let through
   stats.json         counts, tokens, coverage and diversity (`fabula data stats`)
+  batches/           with --batch: one manifest per submitted batch (a rerun re-attaches to it),
+                     and failures.jsonl: items the provider refused in the last run, and why
 
 Killing the run at any moment and rerunning the same command gives the same final files: the
 items written stay, the ones in flight are redone (their finished calls come from the cache),
@@ -18,6 +20,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from dataclasses import replace
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -27,14 +30,17 @@ from fabula.backends.base import BackendError
 from fabula.config import GenerateConfig, first_change
 from fabula.contamination import check, evaluation_texts, reference_ngrams
 from fabula.data.cache import CallCache
-from fabula.data.calls import BudgetExhausted, Caller, Prices, known_prices
+from fabula.data.batches import batch_api
+from fabula.data.calls import DISCOUNTS, BudgetExhausted, Caller, ItemFailed, Prices, known_prices
 from fabula.data.clients import make_client
+from fabula.data.costs import MIN_CACHED_PREFIX, print_lanes
 from fabula.data.filters import near_duplicates
 from fabula.data.inputs import DEFAULT_CONSTITUTION, DEFAULT_TAXONOMY, load_constitution, load_taxonomy
+from fabula.data.lane import BatchLane
 from fabula.data.pipelines import PIPELINES, Context, outputs
 from fabula.data.shards import Shards
 from fabula.data.stats import corpus_stats, record_text
-from fabula.jsonl import write_json_atomic
+from fabula.jsonl import write_json_atomic, write_records_atomic
 
 
 class GenerateError(Exception):
@@ -45,10 +51,21 @@ def measured(cfg: GenerateConfig) -> dict:
     return {k: v for k, v in cfg.model_dump(mode="json").items() if k not in GenerateConfig.PLUMBING}
 
 
-def prices(cfg: GenerateConfig, model: str) -> Prices | None:
+def prices(cfg: GenerateConfig, model: str, backend: str | None = None) -> Prices | None:
+    """List prices (or --price-in/--price-out) with the provider's cache and batch rates, each
+    overridable by a setting."""
+    backend = backend or cfg.backend
     if cfg.price_in is not None or cfg.price_out is not None:
-        return Prices(cfg.price_in or 0.0, cfg.price_out or 0.0)
-    return known_prices(model) if cfg.backend != "hf" else Prices(0.0, 0.0)
+        base = Prices(cfg.price_in or 0.0, cfg.price_out or 0.0)
+    else:
+        base = known_prices(model) if backend != "hf" else Prices(0.0, 0.0)
+    if base is None:
+        return None
+    rates = DISCOUNTS[backend] | {k: v for k, v in (("cache_read", cfg.cache_read_rate),
+                                                     ("cache_write", cfg.cache_write_rate)) if v is not None}
+    if cfg.batch_discount is not None:
+        rates["batch"] = 1 - cfg.batch_discount
+    return replace(base, **rates)
 
 
 def _instances(cfg: GenerateConfig) -> list:
@@ -65,7 +82,7 @@ def _instances(cfg: GenerateConfig) -> list:
     return found
 
 
-def context(cfg: GenerateConfig, cache: CallCache | None) -> Context:
+def context(cfg: GenerateConfig, cache: CallCache | None, say=None) -> Context:
     """Inputs validated and callers built; with no cache (a dry run) no client is built at all."""
     constitution = load_constitution(cfg.constitution or DEFAULT_CONSTITUTION)
     taxonomy = load_taxonomy(cfg.taxonomy or DEFAULT_TAXONOMY)
@@ -73,9 +90,10 @@ def context(cfg: GenerateConfig, cache: CallCache | None) -> Context:
     if cache is not None:
         def caller(backend: str, model: str, base_url: str | None) -> Caller:
             client = make_client(backend, model, base_url=base_url, api_key_env=cfg.api_key_env,
-                                 timeout=cfg.timeout, batch_size=cfg.batch_size)
+                                 timeout=cfg.timeout, batch_size=cfg.batch_size, prompt_cache=cfg.prompt_cache)
             return Caller(client, cache, concurrency=cfg.concurrency, rpm=cfg.rpm, max_retries=cfg.max_retries,
-                          retry_base=cfg.retry_base, prices=prices(cfg, model), max_cost=cfg.max_cost)
+                          retry_base=cfg.retry_base, prices=prices(cfg, model, backend), max_cost=cfg.max_cost,
+                          batches=batch_api(client), say=say)
         writer = caller(cfg.backend, cfg.model, cfg.base_url)
         judge = writer if cfg.judge_model is None else caller(
             cfg.judge_backend or cfg.backend, cfg.judge_model, cfg.judge_base_url or cfg.base_url)
@@ -89,29 +107,33 @@ def context(cfg: GenerateConfig, cache: CallCache | None) -> Context:
 
 
 def dry_run(cfg: GenerateConfig, console: Console) -> dict:
-    """The calls, tokens and (for priced models) dollars a run would spend, before any call."""
+    """The calls, tokens and (for priced models) dollars a run would spend in each lane, before any call."""
     ctx = context(cfg, cache=None)
     pipeline = PIPELINES[cfg.pipeline]
     items = pipeline.plan(ctx, cfg.n)
     per_stage: dict[str, Counter] = {}
     for item in items:
-        for stage, tokens_in, tokens_out in pipeline.estimate(ctx, item):
-            per_stage.setdefault(stage, Counter()).update({"calls": 1, "in": tokens_in, "out": tokens_out})
+        for stage, tokens_in, tokens_out, shared in pipeline.estimate(ctx, item):
+            shared = shared if shared >= MIN_CACHED_PREFIX else 0
+            per_stage.setdefault(stage, Counter()).update({"calls": 1, "in": tokens_in, "out": tokens_out,
+                                                           "shared": shared})
     price = prices(cfg, cfg.model)
     table = Table(title=f"{cfg.pipeline}: {len(items)} items, planned calls (before retries and filters)")
-    for column in ("stage", "calls", "input tokens", "output tokens"):
+    for column in ("stage", "calls", "input tokens", "shared prefix", "output tokens"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for stage, c in per_stage.items():
-        table.add_row(stage, f"{c['calls']:,}", f"{c['in']:,}", f"{c['out']:,}")
+        table.add_row(stage, f"{c['calls']:,}", f"{c['in']:,}", f"{c['shared']:,}", f"{c['out']:,}")
     total = sum(per_stage.values(), Counter())
-    table.add_row("total", f"{total['calls']:,}", f"{total['in']:,}", f"{total['out']:,}")
+    table.add_row("total", f"{total['calls']:,}", f"{total['in']:,}", f"{total['shared']:,}", f"{total['out']:,}")
     console.print(table)
     cost = price.cost(total["in"], total["out"]) if price else None
-    console.print(f"estimated cost: ${cost:,.2f} at ${price.input}/${price.output} per million tokens "
-                  "(cached calls cost nothing)" if cost is not None else
+    console.print(f"estimated cost: ${cost:,.2f} at ${price.input:g}/${price.output:g} per million tokens, live "
+                  "without prompt caching (calls already in fabula's cache cost nothing)" if cost is not None else
                   f"no price known for {cfg.model!r}: pass --price-in and --price-out (USD per million tokens)")
-    return {"items": len(items), "calls": total["calls"], "input_tokens": total["in"],
-            "output_tokens": total["out"], "cost": cost}
+    lanes = print_lanes(console, price, cfg.backend, total["in"], total["out"], total["shared"], cfg.cache_hit_live,
+                        cfg.cache_hit_batch, cfg.prompt_cache) if cost is not None and cfg.backend != "hf" else {}
+    return {"items": len(items), "calls": total["calls"], "input_tokens": total["in"], "shared_tokens": total["shared"],
+            "output_tokens": total["out"], "cost": cost, "lanes": lanes}
 
 
 def _open(cfg: GenerateConfig) -> None:
@@ -134,27 +156,49 @@ def _write_meta(cfg: GenerateConfig, **state) -> None:
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **state})
 
 
+def _callers(ctx: Context) -> list[Caller]:
+    return list({id(c): c for c in (ctx.writer, ctx.judge, ctx.target) if c is not None}.values())
+
+
+def _status(ctx: Context) -> str:
+    counts = sum((c.counts for c in _callers(ctx)), Counter())
+    spent = sum(c.spent for c in _callers(ctx))
+    level = min(c.slots.level for c in _callers(ctx))
+    return (f"${spent:.2f} · {counts['calls']} calls · " + (f"{counts['batched']} batched · " if counts["batched"] else "")
+            + f"{counts['cached']} cached · {counts['retries']} retries"
+            + (f" · {level} in flight at most (429s)" if level < ctx.writer.slots.ceiling else ""))
+
+
 async def _run_items(ctx: Context, pipeline, todo: list[dict], shards: Shards, cfg: GenerateConfig,
-                     progress: Progress, task) -> str | None:
-    """Run items with at most `concurrency` in flight; returns why it stopped early, or None."""
-    gate = asyncio.Semaphore(cfg.concurrency)
+                     progress: Progress, task, lane: BatchLane | None) -> tuple[str | None, list[dict]]:
+    """Run items with at most `concurrency` in flight (with a batch lane: all of them, each waiting
+    for its stage's batch); returns why it stopped early, or None, and the items that failed."""
+    gate = asyncio.Semaphore(max(1, len(todo)) if lane else cfg.concurrency)
     stop: list[str] = []
+    failed: list[dict] = []
 
     async def one(item: dict) -> None:
         async with gate:
             if stop:
                 return
+            if lane:
+                lane.enter()
             try:
                 record = await pipeline.run(ctx, item)
             except BudgetExhausted as exc:
                 stop.append(f"max cost reached ({exc})")
                 return
+            except ItemFailed as exc:
+                failed.append({"id": item["id"], "reason": str(exc)})
+                return
+            finally:
+                if lane:
+                    lane.leave()
             shards.append(record)
-            spent = ctx.writer.spent + (ctx.judge.spent if ctx.judge is not ctx.writer else 0.0)
-            progress.update(task, advance=1, status=f"${spent:.2f} · {ctx.writer.counts['calls']} calls · "
-                            f"{ctx.writer.counts['cached']} cached · {ctx.writer.counts['retries']} retries")
+            progress.update(task, advance=1, status=_status(ctx))
 
     tasks = [asyncio.create_task(one(item)) for item in todo]
+    runner = asyncio.create_task(lane.run()) if lane else None
     try:
         await asyncio.gather(*tasks)
     except BaseException:
@@ -163,19 +207,38 @@ async def _run_items(ctx: Context, pipeline, todo: list[dict], shards: Shards, c
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     finally:
-        for caller in {id(c): c for c in (ctx.writer, ctx.judge, ctx.target) if c is not None}.values():
+        if runner is not None:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        for caller in _callers(ctx):
             await caller.client.close()
-    return stop[0] if stop else None
+    return (stop[0] if stop else None), failed
+
+
+def _lane(cfg: GenerateConfig, ctx: Context, todo: list[dict], progress: Progress, console: Console) -> BatchLane | None:
+    """The batch lane when --batch asks for it (auto: when a stage has more than batch_min_calls)."""
+    batching = [c for c in _callers(ctx) if c.batches is not None]
+    if not batching or cfg.batch == "off" or (cfg.batch == "auto" and len(todo) <= cfg.batch_min_calls):
+        return None
+    lane = BatchLane(cfg.out / "batches", mode=cfg.batch, min_calls=cfg.batch_min_calls, poll=cfg.batch_poll,
+                     chunk=cfg.batch_chunk, progress=progress, say=lambda text: console.print(text, highlight=False))
+    for caller in batching:
+        caller.lane = lane
+    return lane
 
 
 def generate(cfg: GenerateConfig, console: Console | None = None) -> dict:
     console = console or Console()
     pipeline = PIPELINES[cfg.pipeline]
+    backends = {cfg.backend, cfg.judge_backend or cfg.backend} | ({cfg.target_backend or cfg.backend}
+                                                                  if cfg.target_model else set())
+    if cfg.batch == "on" and backends == {"hf"}:
+        raise GenerateError("--batch on: the hf backend has no batch API; use --batch off (or auto)")
     _open(cfg)
     from fabula.backends.smollm2 import cache_dir
 
     cache = CallCache(cfg.cache or cache_dir() / "calls.sqlite")
-    ctx = context(cfg, cache)
+    ctx = context(cfg, cache, say=lambda text: console.print(text, highlight=False))
     if cfg.max_cost is not None and ctx.writer.prices is None:
         raise GenerateError(f"--max-cost needs a price for {cfg.model!r}: pass --price-in and --price-out")
     items = pipeline.plan(ctx, cfg.n)
@@ -186,14 +249,15 @@ def generate(cfg: GenerateConfig, console: Console | None = None) -> dict:
     # In id order: briefs are stratified over any prefix, so a run stopped early still covers the
     # taxonomy evenly, and `--n` set to what finished gives exactly the finished items.
     todo = [i for i in items if i["id"] not in done]
-    stopped = None
-    with Progress(TextColumn(f"{cfg.pipeline}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+    stopped, failed = None, []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[status]}"), console=console) as progress:
-        task = progress.add_task("items", total=len(items), completed=len(items) - len(todo), status="")
+        task = progress.add_task(cfg.pipeline, total=len(items), completed=len(items) - len(todo), status="")
+        lane = _lane(cfg, ctx, todo, progress, console)
         try:
-            stopped = asyncio.run(_run_items(ctx, pipeline, todo, shards, cfg, progress, task))
+            stopped, failed = asyncio.run(_run_items(ctx, pipeline, todo, shards, cfg, progress, task, lane))
         except KeyboardInterrupt:
-            stopped = "interrupted"
+            stopped = "interrupted" + ("; submitted batches keep running and a rerun re-attaches to them" if lane else "")
         except BackendError as exc:
             raise GenerateError(f"{exc} ({len(shards.done())} of {len(items)} items are saved; rerun to continue)") \
                 from None
@@ -202,8 +266,14 @@ def generate(cfg: GenerateConfig, console: Console | None = None) -> dict:
     planned = {i["id"] for i in items}
     summary = finalize(cfg, pipeline, [r for r in shards.all() if r["id"] in planned], console)
     complete = len(shards.done() & planned) == len(items)
+    failures = cfg.out / "batches" / "failures.jsonl"
+    if failed or failures.exists():
+        write_records_atomic(failures, failed)
+    if failed and not stopped:
+        stopped = f"{len(failed)} items failed (reasons in {failures}; the first: {failed[0]['reason']})"
     _write_meta(cfg, planned=len(items), complete=complete, stopped=stopped,
-                calls=dict(ctx.writer.counts), spent=round(ctx.writer.spent, 4))
+                calls=dict(sum((c.counts for c in _callers(ctx)), Counter())),
+                spent=round(sum(c.spent for c in _callers(ctx)), 4))
     if stopped:
         console.print(f"[yellow]stopped early: {stopped}. {len(shards.done() & planned)} of {len(items)} items "
                       "are saved; rerun the same command to continue.")

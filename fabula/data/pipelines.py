@@ -2,7 +2,8 @@
 
 A pipeline is three plain functions: `plan` (which items, each with its brief), `run` (the
 stages of one item, async, every intermediate kept in the record) and `estimate` (the calls and
-tokens one item will cost, for --dry-run). `outputs` turns a kept record into corpus records:
+tokens one item will cost, for --dry-run: stage, input, output, and the shared prefix of the
+input: the system turn every call of the run repeats, which a provider's prompt cache serves). `outputs` turns a kept record into corpus records:
 the arm's text and its twin's (the same text with the AI acting badly), or a chat.
 """
 
@@ -140,14 +141,14 @@ async def _judged(ctx: Context, item: dict, key: str, words: int, judge_prompt: 
     return item | {"kept": True, "reason": None}
 
 
-def estimate_stories(ctx: Context, item: dict) -> list[tuple[str, int, int]]:
+def estimate_stories(ctx: Context, item: dict) -> list[tuple[str, int, int, int]]:
     system = len(ctx.constitution.text) // 4 + 60
     story = int(describe(ctx.taxonomy, item["brief"])["words"]) * TOKENS_PER_WORD
     calls = [("draft", system + 250, story), ("critique", system + story + 150, 200),
              ("revise", system + story + 400, story), ("judge", system + story + 200, 80)]
     if ctx.twins:
         calls += [("twin", system + story + 150, story), ("twin_judge", system + story + 200, 80)]
-    return [(s, int(i), int(o)) for s, i, o in calls]
+    return [(s, int(i), int(o), system) for s, i, o in calls]
 
 
 # ------------------------------------------------------------------ difficult advice
@@ -179,13 +180,13 @@ async def run_advice(ctx: Context, item: dict) -> dict:
                          think_twin=", and a <think> section reasoning toward it" if ctx.think else "")
 
 
-def estimate_advice(ctx: Context, item: dict) -> list[tuple[str, int, int]]:
+def estimate_advice(ctx: Context, item: dict) -> list[tuple[str, int, int, int]]:
     system, reply = len(ctx.constitution.text) // 4 + 60, int(ADVICE_WORDS * TOKENS_PER_WORD)
     calls = [("dilemma", system + 100, 270), ("draft", system + 400, reply), ("rewrite", system + 400 + reply, reply),
              ("judge", system + 400 + reply, 80)]
     if ctx.twins:
         calls += [("twin", system + 400 + reply, reply), ("twin_judge", system + 400 + reply, 80)]
-    return calls
+    return [(s, i, o, system) for s, i, o in calls]
 
 
 # ------------------------------------------------------------------ constitution documents
@@ -236,14 +237,14 @@ async def run_documents(ctx: Context, item: dict) -> dict:
                          principle_name=principle.name)
 
 
-def estimate_documents(ctx: Context, item: dict) -> list[tuple[str, int, int]]:
+def estimate_documents(ctx: Context, item: dict) -> list[tuple[str, int, int, int]]:
     system, doc = len(ctx.constitution.text) // 4 + 60, int(DOCUMENT_WORDS * TOKENS_PER_WORD)
     share = 1 / (len(ctx.taxonomy.document_types) * len(ctx.constitution.principles))
     calls = [("ideas", int(share * (system + 200)), int(share * 60 * ctx.ideas_per_prompt)),
              ("draft", system + 150, doc), ("revise", system + doc + 100, doc), ("judge", system + doc + 150, 60)]
     if ctx.twins:
         calls += [("twin", system + doc + 150, doc), ("twin_judge", system + doc + 150, 60)]
-    return calls
+    return [(s, i, o, int(share * system) if s == "ideas" else system) for s, i, o in calls]
 
 
 # ------------------------------------------------------------------ control arms: bc, bc-reasons
@@ -290,10 +291,11 @@ async def run_control(ctx: Context, item: dict, reasons: bool) -> dict:
     return item | {"kept": True, "reason": None}
 
 
-def estimate_control(reasons: bool) -> Callable[[Context, dict], list[tuple[str, int, int]]]:
-    def estimate(ctx: Context, item: dict) -> list[tuple[str, int, int]]:
-        calls = [("reply", 600, 300)]
-        return calls + ([("reasons", len(ctx.constitution.text) // 4 + 1000, 600)] if reasons else [])
+def estimate_control(reasons: bool) -> Callable[[Context, dict], list[tuple[str, int, int, int]]]:
+    def estimate(ctx: Context, item: dict) -> list[tuple[str, int, int, int]]:
+        system = len(ctx.constitution.text) // 4 + 60  # the scenarios' system turns differ: only the writer's is shared
+        calls = [("reply", 600, 300, 0)]
+        return calls + ([("reasons", system + 940, 600, system)] if reasons else [])
     return estimate
 
 
@@ -305,7 +307,7 @@ class Pipeline:
     name: str
     plan: Callable[[Context, int], list[dict]]
     run: Callable[[Context, dict], Awaitable[dict]]
-    estimate: Callable[[Context, dict], list[tuple[str, int, int]]]
+    estimate: Callable[[Context, dict], list[tuple[str, int, int, int]]]
     text_key: str | None  # the stage holding the final text; None: the record holds `messages`
 
 

@@ -1,11 +1,17 @@
-"""A scripted OpenAI-compatible server: replies shaped like each pipeline stage's, no model.
+"""A scripted OpenAI- and Anthropic-compatible server: replies shaped like each pipeline stage's, no model.
 
-Tests and benchmarks run the real `openai` client and the real pipelines against it over HTTP
-on 127.0.0.1 (Inspect's `mockllm` plays the same part there). Replies are a pure function of
-the request, so two runs agree exactly; `latency` stands in for a model's time per call, and
-`faults` makes the first sight of a share of requests fail (429 with Retry-After, 500, a hang
-past the client's timeout, a 200 whose body is not JSON) to exercise retries. It is not a
-model: what it writes is filler with the right shape and length.
+Tests and benchmarks run the real `openai` and `anthropic` clients and the real pipelines against
+it over HTTP on 127.0.0.1 (Inspect's `mockllm` plays the same part there). Replies are a pure
+function of the request, so two runs agree exactly; `latency` stands in for a model's time per
+call, and `fault_share` makes the first sight of a share of requests fail (429 with Retry-After,
+500, a hang past the client's timeout, a 200 whose body is not JSON) to exercise retries. It is
+not a model: what it writes is filler with the right shape and length.
+
+Both batch APIs are served as their SDKs call them (`scripted_batches.py` says how), and both prompt
+caches are imitated: a system turn of 1,024 tokens or more (4 characters a token) seen before
+is billed as read from the cache (OpenAI `prompt_tokens_details.cached_tokens`; Anthropic
+`cache_read_input_tokens`, when the block carries `cache_control`, else written:
+`cache_creation_input_tokens`). `app.state.usage` tallies the tokens billed per lane.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import random
 import re
 import time
 import uuid
+from collections import Counter
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -79,37 +86,114 @@ def scripted_reply(messages: list[dict], seed: int) -> str:
     return "Title: A Quiet Choice\n" + text if "Put a title" in ask else text
 
 
-def create_scripted_app(latency: float = 0.0, fault_share: float = 0.0, hang: float = 5.0) -> FastAPI:
+MIN_CACHED = 1024  # tokens: neither provider caches a shorter prefix
+
+
+class PromptCache:
+    """The providers' prompt caches, imitated: which system turns were seen, and the bill."""
+
+    def __init__(self):
+        self.seen: set[str] = set()
+        self.usage = {"live": Counter(), "batch": Counter()}
+
+    def read(self, prefix: str, cacheable: bool = True) -> tuple[int, int]:
+        """(tokens read from the cache, tokens written to it) for a prompt opening with `prefix`."""
+        tokens = len(prefix) // 4
+        if not cacheable or tokens < MIN_CACHED:
+            return 0, 0
+        if prefix in self.seen:
+            return tokens, 0
+        self.seen.add(prefix)
+        return 0, tokens
+
+    def bill(self, lane: str, **tokens: int) -> None:
+        self.usage[lane].update(tokens | {"requests": 1})
+
+
+def openai_completion(raw: dict, cache: PromptCache, lane: str) -> dict:
+    """A chat completion for a request body, with its usage as OpenAI reports it."""
+    messages = raw["messages"]
+    text = scripted_reply(messages, raw.get("seed") or 0)
+    prompt = sum(len(m.get("content") or "") for m in messages) // 4
+    read, _ = cache.read(messages[0]["content"] if messages[0]["role"] == "system" else "")
+    cache.bill(lane, input=prompt, cached=read, output=len(text) // 4)
+    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": raw.get("model", "scripted"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": len(text) // 4,
+                      "total_tokens": prompt + len(text) // 4, "prompt_tokens_details": {"cached_tokens": read}}}
+
+
+def anthropic_message(params: dict, cache: PromptCache, lane: str) -> dict:
+    """A Message for a request's params, with its usage as Anthropic reports it (cache reads and
+    writes apart from `input_tokens`). Anthropic takes no seed: replies depend on the prompt."""
+    system = params.get("system") or []
+    blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
+    prefix = "".join(b["text"] for b in blocks)
+    messages = ([{"role": "system", "content": prefix}] if prefix else []) + params["messages"]
+    text = scripted_reply(messages, 0)
+    prompt = sum(len(m["content"]) for m in messages) // 4
+    read, written = cache.read(prefix, cacheable=any("cache_control" in b for b in blocks))
+    cache.bill(lane, input=prompt, cached=read, written=written, output=len(text) // 4)
+    return {"id": f"msg_{uuid.uuid4().hex}", "type": "message", "role": "assistant", "model": params["model"],
+            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": prompt - read - written, "output_tokens": len(text) // 4,
+                      "cache_read_input_tokens": read, "cache_creation_input_tokens": written}}
+
+
+def create_scripted_app(latency: float = 0.0, fault_share: float = 0.0, hang: float = 5.0,
+                        batch_latency: float = 0.05, batch_faults: dict | None = None) -> FastAPI:
+    """`batch_faults` (see `scripted_batches.py`): {"expire": share, "error": share, "invalid": share,
+    "cut": True}."""
+    from fabula.data.scripted_batches import add_batch_routes
+
     app = FastAPI(title="scripted LLM")
     app.state.requests, app.state.faults, app.state.seen = 0, {}, set()
+    app.state.cache = PromptCache()
+    app.state.usage = app.state.cache.usage
+
+    def fault(raw: dict) -> Response | None:
+        """The first sight of a `fault_share` of requests fails (None: answer it)."""
+        digest = _digest(raw)
+        if fault_share and digest not in app.state.seen and (digest % 1000) < fault_share * 1000:
+            app.state.seen.add(digest)
+            kind = FAULTS[(digest // 1000) % len(FAULTS)]
+            app.state.faults[kind] = app.state.faults.get(kind, 0) + 1
+            if kind == "429":
+                return JSONResponse({"error": {"message": "slow down"}}, 429, headers={"retry-after": "0.05"})
+            if kind == "500":
+                return JSONResponse({"error": {"message": "boom"}}, 500)
+            if kind == "malformed":
+                return Response('{"id": "x", "choices": [{"message": ', media_type="application/json")
+            return "hang"
+        app.state.seen.add(digest)
+        return None
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         raw = await request.json()
         app.state.requests += 1
-        digest = _digest(raw)
-        if fault_share and digest not in app.state.seen and (digest % 1000) < fault_share * 1000:
-            app.state.seen.add(digest)
-            fault = FAULTS[(digest // 1000) % len(FAULTS)]
-            app.state.faults[fault] = app.state.faults.get(fault, 0) + 1
-            if fault == "429":
-                return JSONResponse({"error": {"message": "slow down"}}, 429, headers={"retry-after": "0.05"})
-            if fault == "500":
-                return JSONResponse({"error": {"message": "boom"}}, 500)
-            if fault == "timeout":
-                await asyncio.sleep(hang)
-            else:
-                return Response('{"id": "x", "choices": [{"message": ', media_type="application/json")
-        app.state.seen.add(digest)
+        failed = fault(raw)
+        if failed == "hang":
+            await asyncio.sleep(hang)
+        elif failed is not None:
+            return failed
         if latency:
             await asyncio.sleep(latency)
-        text = scripted_reply(raw["messages"], raw.get("seed") or 0)
-        prompt_chars = sum(len(m.get("content") or "") for m in raw["messages"])
-        return JSONResponse({
-            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": raw.get("model", "scripted"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(text) // 4,
-                      "total_tokens": prompt_chars // 4 + len(text) // 4}})
+        return JSONResponse(openai_completion(raw, app.state.cache, "live"))
 
+    @app.post("/v1/messages")
+    async def messages(request: Request) -> Response:
+        raw = await request.json()
+        app.state.requests += 1
+        failed = fault(raw)
+        if failed == "hang":
+            await asyncio.sleep(hang)
+        elif failed is not None:
+            return failed
+        if latency:
+            await asyncio.sleep(latency)
+        return JSONResponse(anthropic_message(raw, app.state.cache, "live"))
+
+    add_batch_routes(app, batch_latency, batch_faults or {})
     return app

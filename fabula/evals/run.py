@@ -193,8 +193,9 @@ def run_both(config: EvalConfig, console=None) -> dict:
     OUT/sample, resumed like any other), then how far they agree: OUT/validity.json (per group)
     and OUT/validity.jsonl (per instance), written once both are complete."""
     plan(config)  # refuse bad input before either run starts
-    choice = run_eval(config.model_copy(update={"mode": "choice", "out": config.out / "choice", "judges": []}),
-                      console)
+    # the choice run holds no sampling settings, so one choice folder serves every sampling setting
+    unsampled = {name: EvalConfig.model_fields[name].default for name in EvalConfig.SAMPLING}
+    choice = run_eval(config.model_copy(update=unsampled | {"mode": "choice", "out": config.out / "choice"}), console)
     sample = run_eval(config.model_copy(update={"mode": "sample", "out": config.out / "sample",
                                                 "precision_check": False}), console)
     result = validity(read_records(config.out / "choice" / "samples.jsonl"),

@@ -76,6 +76,8 @@ def test_mode_both_writes_two_run_folders_and_the_agreement(tiny_model, tmp_path
     assert len(rows) == len(chosen) == figures["groups"]["all"]["instances"]
     floor = json.loads((out / "choice" / "summary.json").read_text())["reliability"]["all"]["noise_floor"]
     assert figures["noise_floor"] == floor and figures["n"] == 2
+    # the choice run records no sampling settings: its folder serves any --n or --temperature
+    assert json.loads((out / "choice" / "run.json").read_text())["config"]["n"] == 1
     # six random tokens rarely make a tool call: what they did is counted, never called aligned
     no_action = sum(r["verdict"] == "no_action" for r in drawn) / len(drawn)
     assert figures["groups"]["all"]["sample"]["no_action_share"] == pytest.approx(no_action)
