@@ -66,7 +66,7 @@ class OpenAIBatches:
             raise _classify(exc, self.where) from None
         return batch.id
 
-    async def find(self, token: str, since: float, count: int) -> str | None:
+    async def find(self, token: str, since: float, count: int, known: set[str]) -> str | None:
         try:
             async for batch in self.sdk.batches.list(limit=100):
                 if (batch.metadata or {}).get("fabula") == token:
@@ -143,15 +143,18 @@ class AnthropicBatches:
         except Exception as exc:  # noqa: BLE001
             raise _classify(exc, self.where) from None
 
-    async def find(self, token: str, since: float, count: int) -> str | None:
-        """Message batches carry no metadata: the one created since `since` with `count` requests,
-        when exactly one matches (two runs submitting equal chunks in the same minute cannot be
-        told apart; the lane then resubmits, which costs the chunk twice but loses nothing)."""
+    async def find(self, token: str, since: float, count: int, known: set[str]) -> str | None:
+        """Message batches carry no metadata: the one created since `since` with `count` requests
+        that no other manifest names, when exactly one matches (two runs submitting equal chunks
+        in the same minute cannot be told apart; the lane then resubmits, which costs the chunk
+        twice but loses nothing)."""
         found = []
         try:
             async for batch in self.sdk.messages.batches.list(limit=100):
                 if batch.created_at.timestamp() < since - 60:
                     break
+                if batch.id in known:
+                    continue
                 c = batch.request_counts
                 if c.processing + c.succeeded + c.errored + c.canceled + c.expired == count:
                     found.append(batch.id)

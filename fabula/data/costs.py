@@ -60,22 +60,23 @@ def print_lanes(console, price: Prices, backend: str, tokens_in: int, tokens_out
         table.add_row(f"{mark}{name}", f"{mark}${cost:,.2f}", f"{mark}{cost / base:.0%}" if base else "-")
     console.print(table)
     share = shared / tokens_in if tokens_in else 0.0
-    say = lambda text: console.print(text, highlight=False)  # noqa: E731
-    say(f"assumptions ({backend}; each a setting): ${price.input:g} / ${price.output:g} per million input / output "
-        "tokens (--price-in/--price-out); batch lane "
-        f"{1 - price.batch:.0%} off (batch_discount); cache reads at {price.cache_read:.0%} of the input price "
-        f"(cache_read_rate), cache writes at {price.cache_write:.0%} (cache_write_rate)")
-    say(f"prompt cache: the shared prefix (system turn: constitution and instructions) is {shared / 1e6:,.1f}M of "
-        f"{tokens_in / 1e6:,.1f}M input tokens ({share:.0%}); expected read from cache: {hit_live:.0%} of it live "
-        f"(cache_hit_live), {hit_batch:.0%} in batches (cache_hit_batch), so {share * hit_live:.0%} and "
-        f"{share * hit_batch:.0%} of all input" + ("" if prompt_cache else "; off for this run (prompt_cache)"))
+    say = lambda text: console.print(text, highlight=False, soft_wrap=True)  # noqa: E731
+    say(f"assumptions ({backend}; each a setting):")
+    say(f"  prices: ${price.input:g} / ${price.output:g} per million input / output tokens (--price-in, --price-out)")
+    say(f"  batch lane: {1 - price.batch:.0%} off the live price (batch_discount)")
+    say(f"  prompt cache: reads at {price.cache_read:.0%} of the input price (cache_read_rate), writes at "
+        f"{price.cache_write:.0%} (cache_write_rate)" + ("" if prompt_cache else "; off for this run (prompt_cache)"))
+    say(f"  shared prefix (system turn: constitution and instructions): {shared / 1e6:,.1f}M of "
+        f"{tokens_in / 1e6:,.1f}M input tokens ({share:.0%})")
+    say(f"  read from cache: {hit_live:.0%} of it live (cache_hit_live), {hit_batch:.0%} in batches "
+        f"(cache_hit_batch): {share * hit_live:.0%} and {share * hit_batch:.0%} of all input")
     if shared == 0:
-        say(f"no prefix of {MIN_CACHED_PREFIX:,} tokens or more is shared: the providers cache none shorter")
-    if prompt_cache and shared:
+        say(f"  no prefix of {MIN_CACHED_PREFIX:,} tokens or more is shared: the providers cache none shorter")
+    if prompt_cache and shared and base:
         low = lane_cost(price, tokens_in, tokens_out, shared, LOW_BATCH_HIT, LANES[3])
-        say(f"if only {LOW_BATCH_HIT:.0%} of the prefix hits in batches (the low end Anthropic quotes): "
-            f"${low:,.2f} ({low / base:.0%} of live)" if base else "")
+        say(f"  at {LOW_BATCH_HIT:.0%} hits in batches (the low end Anthropic quotes): batch + prompt cache "
+            f"${low:,.2f} ({low / base:.0%} of live)")
     if base:
         say(f"cheapest: {cheapest}, ${costs[cheapest]:,.2f} = {costs[cheapest] / base:.1%} of ${base:,.2f} "
-            "(fabula's own cache makes calls already made free in every lane)")
+            "(calls already in fabula's cache are free in every lane)")
     return costs

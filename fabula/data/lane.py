@@ -160,7 +160,8 @@ class BatchLane:
             return
         self.recovered.add((api.provider, model))
         for m in self.manifests.unfinished(api.provider, model, ("submitting",)):
-            found = await self._retrying(caller, lambda m=m: api.find(m["token"], m["created_at"], len(m["custom_ids"])))
+            found = await self._retrying(caller, lambda m=m: api.find(m["token"], m["created_at"], len(m["custom_ids"]),
+                                                                      self.manifests.batch_ids()))
             if found:
                 self.manifests.save(m, state="open", batch_id=found, submitted=m["created"],
                                     submitted_at=m["created_at"])
@@ -191,7 +192,8 @@ class BatchLane:
 
             async def submit(chunk=chunk, m=m) -> str:
                 # A retry first looks for the batch: the failed attempt may have created it.
-                found = await api.find(m["token"], m["created_at"], len(chunk)) if tries else None
+                found = await api.find(m["token"], m["created_at"], len(chunk),
+                                       self.manifests.batch_ids()) if tries else None
                 tries.append(1)
                 return found or await api.submit(chunk, m["token"])
 

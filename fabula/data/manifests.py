@@ -35,6 +35,9 @@ class Manifests:
         keys = set(keys)
         return [m for m in self.unfinished(provider, model, ("open",)) if keys.intersection(m["custom_ids"])]
 
+    def batch_ids(self) -> set[str]:
+        return {m["batch_id"] for m in self.all if m["batch_id"]}
+
     def new(self, provider: str, model: str, keys: list[str]) -> dict:
         manifest = {"name": f"{len(self.all):04d}-{provider}", "provider": provider, "model": model,
                     "state": "submitting", "token": secrets.token_hex(8), "created": now(), "created_at": time.time(),

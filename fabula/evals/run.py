@@ -52,8 +52,8 @@ def plan(config: EvalConfig) -> Plan:
     needed = {"choice", "sample"} if config.mode == "both" else {config.mode}
     unsupported = [i.id for i in chosen if not needed <= set(i.modes)]
     if unsupported:
-        need = {"choice": "'choices'", "sample": "'misaligned_if' or 'judge'"}.get(config.mode,
-                                                                                  "'choices' or a gate or judge")
+        need = {"choice": "'choices'", "sample": "'misaligned_if' or 'judge'"}.get(
+            config.mode, "'choices', or both 'misaligned_if' and 'judge'")
         raise RunError(f"{len(unsupported)} instances cannot be scored in {config.mode} mode (they lack "
                        f"{need}), e.g. {', '.join(unsupported[:3])}; choose --families or another --mode")
     if config.judges and config.mode == "choice":
