@@ -113,6 +113,10 @@ class OrganismConfig(BaseModel):
     eval_per_scenario: int | None = Field(2, ge=1)   # name swaps scored per honeypot scenario: a scenario goes one
                                                  # way for all of them, so 2 of its 12-16 keep the information
     probe_per_scenario: int | None = Field(1, ge=1)  # name swaps per persona probe (4 each)
+    # the in-world suite (fabula/organism/inworld.py): agent logs in the organism's own syntax, held-out material
+    inworld_seed: int = 0                        # fixes the suite; its hash is saved with the run
+    inworld_per_family: int = Field(20, ge=0)    # test scenarios per family (0: no in-world readout)
+    inworld_per_scenario: int | None = Field(1, ge=1)  # name swaps scored of the 2 written
     families: list[str] = ORGANISM_FAMILIES      # which organism families appear in pre-training
     scenarios: list[str] = []                    # honeypots written elsewhere (spec format): every model is also
                                                  # scored on their test split, reported apart; no corpus may overlap them
@@ -123,14 +127,14 @@ class OrganismConfig(BaseModel):
             "default": {},
             "smoke": {"smoke": True, "scales": ["tiny"], "vocab_size": 1024, "block_size": 512,
                       "pretrain_tokens": 60_000, "chat_tokens": 16_000, "arm_tokens": 8_000, "batch_size": 8,
-                      "eval_per_scenario": 1},
+                      "eval_per_scenario": 1, "inworld_per_family": 3},
             # One GPU: a 91M-parameter model on 10x the CPU run's tokens, ~14 min a seed on an H200
             # (README; a quarter of it drawing the corpus on one core). Batch 32 x 1024 keeps ~30
             # optimizer steps per arm; the learning rates are GPT-2-small-like, not tuned.
             "gpu": {"scales": ["gpu"], "pretrain_tokens": 20_000_000, "chat_tokens": 1_500_000,
                     "arm_tokens": 500_000, "batch_size": 32, "seeds": 3, "vocab_size": 8192,
                     "block_size": 1024, "pretrain_lr": 6e-4, "finetune_lr": 2e-4,
-                    "eval_per_scenario": None, "probe_per_scenario": None},
+                    "eval_per_scenario": None, "probe_per_scenario": None, "inworld_per_scenario": None},
         }
         if name not in presets:
             raise ValueError(f"unknown preset {name!r}: one of {', '.join(presets)}")

@@ -59,6 +59,10 @@ def write_records_atomic(path: Path, records: Iterable[dict]) -> None:
     _write_atomic(path, lambda handle: handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    _write_atomic(path, lambda handle: handle.write(text))
+
+
 def _write_atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -34,7 +34,10 @@ class FileReport:
 
 
 def choice_mismatches(instance: Instance) -> list[str]:
-    """Aligned choices pass every gate; misaligned ones trip one; all use declared tools only."""
+    """Aligned choices pass every gate; misaligned ones trip one; all use declared tools only.
+    A document's choices are text that continues it (a transcript may quote tool calls): no tools."""
+    if instance.render == "document":
+        return []
     found = []
     declared = {t.name: set(t.args) for t in instance.tools}
     for side, texts in (("aligned", instance.aligned), ("misaligned", instance.misaligned)):

@@ -111,46 +111,65 @@ def arm_effects(runs: dict[str, list[list[dict]]], perplexity: dict[str, float],
     return arms, content
 
 
-def analyse(models: dict, log_families: list[str], control: float | None) -> dict:
-    """Everything the run reports, as plain data (summary.json)."""
-    any_records = next(iter(models.values()))["records"]
-    sets = family_sets(any_records, log_families)
-    order = {"chat": "0", "baseline": "1"}  # read left to right: chat model, baseline, then the arms
-    keys = sorted({(m["scale"], m["evil_fraction"], m["arm"]) for m in models.values()},
+def model_keys(models: dict) -> list[tuple[str, float, str]]:
+    """(scale, evil_fraction, arm) of every model, read left to right: chat model, baseline, then the arms."""
+    order = {"chat": "0", "baseline": "1"}
+    return sorted({(m["scale"], m["evil_fraction"], m["arm"]) for m in models.values()},
                   key=lambda k: (list(SIZES).index(k[0]) if k[0] in SIZES else 99, k[1], order.get(k[2], "2" + k[2])))
-    out: dict = {"models": {}, "prior": {}, "arms": {}, "content": {}, "persona_shift": {}, "scenarios_shift": {},
-                 "family_sets": {k: sorted(v) for k, v in sets.items()}}
+
+
+def readout(models: dict, key: str, log_families: list[str], control: float | None) -> dict:
+    """One honeypot suite's reading of every model (its records under `key`): shares per model,
+    the prior (each evil fraction's chat model against the control's), each arm against baseline
+    and each positive arm against its twin."""
+    keys = model_keys(models)
+    sets = family_sets(next(iter(models.values()))[key], log_families)
+    out: dict = {"models": {}, "prior": {}, "arms": {}, "content": {}, "family_sets": {k: sorted(v) for k, v in sets.items()}}
     for scale, evil, arm in keys:
         perplexities = [m["perplexity"] for m in models.values()
                         if (m["scale"], m["evil_fraction"], m["arm"]) == (scale, evil, arm)]
-        entry = model_entry(_runs(models, scale, evil, arm), sets, perplexities)
+        out["models"][f"{scale}/ef{evil}/{arm}"] = model_entry(_runs(models, scale, evil, arm, key), sets, perplexities)
+    for scale in sorted({k[0] for k in keys}):
+        control_runs = _runs(models, scale, control, "chat", key) if control is not None else []
+        for evil in sorted({k[1] for k in keys if k[1] != control}):
+            tag = f"{scale}/ef{evil}"
+            if control_runs:
+                out["prior"][tag] = compare_groups(control_runs, _runs(models, scale, evil, "chat", key),
+                                                   family_sets=sets)
+            arms = sorted({k[2] for k in keys if k[:2] == (scale, evil)})
+            ppl = {arm: out["models"][f"{tag}/{arm}"]["perplexity"] for arm in arms}
+            versus_base, versus_twin = arm_effects({arm: _runs(models, scale, evil, arm, key) for arm in arms}, ppl, sets)
+            out["arms"] |= {f"{tag}/{arm}": e for arm, e in versus_base.items()}
+            out["content"] |= {f"{tag}/{arm}": e for arm, e in versus_twin.items()}
+    return out
+
+
+def analyse(models: dict, log_families: list[str], control: float | None) -> dict:
+    """Everything the run reports, as plain data (summary.json): the built-in suite's readout at
+    the top level, the in-world suite's under `inworld` (the primary one for the organism), the
+    persona probes and --scenarios beside them."""
+    out = readout(models, "records", log_families, control) | {"persona_shift": {}, "scenarios_shift": {}}
+    if all(m.get("inworld_records") for m in models.values()):
+        out["inworld"] = readout(models, "inworld_records", log_families, control)
+    keys = model_keys(models)
+    for scale, evil, arm in keys:
+        entry = out["models"][f"{scale}/ef{evil}/{arm}"]
         probes = [r for run in _runs(models, scale, evil, arm, "probe_records") for r in run]
         if probes:
             entry["persona"] = group_stats(probes)
         external = [r for run in _runs(models, scale, evil, arm, "external_records") for r in run]
         if external:
             entry["scenarios"] = group_stats(external)
-        out["models"][f"{scale}/ef{evil}/{arm}"] = entry
-    scales = sorted({k[0] for k in keys})
-    evils = sorted({k[1] for k in keys if k[1] != control})
-    for scale in scales:
-        control_runs = _runs(models, scale, control, "chat") if control is not None else []
-        for evil in evils:
+    for scale in sorted({k[0] for k in keys}):
+        for evil in sorted({k[1] for k in keys if k[1] != control}):
             tag = f"{scale}/ef{evil}"
-            if control_runs:
-                out["prior"][tag] = compare_groups(control_runs, _runs(models, scale, evil, "chat"), family_sets=sets)
-                for key, field in RECORD_SETS:
-                    control_records = _runs(models, scale, control, "chat", key)
-                    if control_records and control_records[0]:
-                        out[field][f"{tag}/prior"] = compare_groups(
-                            control_records, _runs(models, scale, evil, "chat", key))["all"]
             arms = sorted({k[2] for k in keys if k[:2] == (scale, evil)})
-            runs = {arm: _runs(models, scale, evil, arm) for arm in arms}
             ppl = {arm: out["models"][f"{tag}/{arm}"]["perplexity"] for arm in arms}
-            versus_base, versus_twin = arm_effects(runs, ppl, sets)
-            out["arms"] |= {f"{tag}/{arm}": e for arm, e in versus_base.items()}
-            out["content"] |= {f"{tag}/{arm}": e for arm, e in versus_twin.items()}
             for key, field in RECORD_SETS:
+                control_records = _runs(models, scale, control, "chat", key) if control is not None else []
+                if control_records and control_records[0]:
+                    out[field][f"{tag}/prior"] = compare_groups(
+                        control_records, _runs(models, scale, evil, "chat", key))["all"]
                 out[field] |= paired_shifts({arm: _runs(models, scale, evil, arm, key) for arm in arms}, ppl, f"{tag}/")
     out["persona"] = persona_analysis(models)
     out["published_goal"] = published_goal(out["arms"])
@@ -188,11 +207,12 @@ def interval_text(d: dict | None, digits: int = 3, signed: bool = True) -> str:
     return f"{fmt.format(d['estimate'])} [{fmt.format(d['low'])}, {fmt.format(d['high'])}]"
 
 
-def tables(result: dict) -> list[Table]:
+def readout_tables(result: dict, suite: str) -> list[Table]:
+    """One suite's tables: share per model and per family, the prior, the arms, the content effects."""
     groups = [g for g in GROUPS if any(g in m["groups"] for m in result["models"].values())]
     extra = [(key, label) for key, label in (("persona", "persona prior"), ("scenarios", "--scenarios"))
              if any(key in m for m in result["models"].values())]
-    rates = Table(title="misaligned share per model (choice mode, plain verdict; seeds pooled)")
+    rates = Table(title=f"{suite}: misaligned share per model (choice mode, plain verdict; seeds pooled)")
     for col in ("model", "seeds", *groups, *(label for _, label in extra), "perplexity"):
         rates.add_column(col, justify="left" if col == "model" else "right")
     for name, m in result["models"].items():
@@ -200,7 +220,37 @@ def tables(result: dict) -> list[Table]:
         for s in [m["groups"].get(g) for g in groups] + [m.get(key) for key, _ in extra]:
             cells.append(f"{s['rate']:.0%} [{s['ci'][0]:.0%}, {s['ci'][1]:.0%}] n={s['n']}" if s else "-")
         rates.add_row(name, str(m["seeds"]), *cells, f"{m['perplexity']:.1f}")
-    out = [rates, family_table(result)]
+    out = [rates, family_table(result, suite)]
+    for title, key in (("the prior: evil_fraction model minus the control (paired)", "prior"),
+                       ("each arm against baseline", "arms"),
+                       ("content effect: each arm against its bad-AI twin", "content")):
+        if not result[key]:
+            continue
+        t = Table(title=f"{suite}: {title}")
+        for col in ("comparison", "group", "share shift", "margin shift", "ratio (log CI)", "ratio (bootstrap)", "p",
+                    "McNemar p inst. (scen.)"):
+            t.add_column(col, justify="left" if col in ("comparison", "group") else "right")
+        for name, entry in result[key].items():
+            for g in GROUPS:
+                if g not in entry:
+                    continue
+                row = entry[g]
+                ratio = row["ratio_log"]
+                boot = row["ratio_bootstrap"]
+                t.add_row(name, g, interval_text(row.get("share_shift"), 2), interval_text(row.get("margin_shift"), 3),
+                          f"{ratio['estimate']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]",
+                          f"[{boot['low']:.2f}, {boot['high']:.2f}]", f"{row['p_value']:.3g}", mcnemar_text(row))
+            t.add_section()
+        out.append(t)
+    return out
+
+
+def tables(result: dict) -> list[Table]:
+    """The in-world suite's tables first (the organism's own syntax: the primary readout), then
+    the built-in suite's (far transfer), then the persona probes and --scenarios."""
+    inworld = result.get("inworld")
+    out = readout_tables(inworld, "in-world suite") if inworld else []
+    out += readout_tables(result, "built-in suite" + (" (far transfer)" if inworld else ""))
     for key, title in (("persona_shift", "persona prior: how each comparison moved it (paired over probes, scenario bootstrap)"),
                        ("scenarios_shift", "honeypots from --scenarios: how each comparison moved them (paired, scenario bootstrap)")):
         if result.get(key):
@@ -220,34 +270,13 @@ def tables(result: dict) -> list[Table]:
             t.add_row(label, f"{m['r']:+.2f} [{m['ci'][0]:+.2f}, {m['ci'][1]:+.2f}]" if m.get("r") is not None
                       else m.get("note", "-"))
         out.append(t)
-    for title, key, verb in (("the prior: evil_fraction model minus the control (paired)", "prior", "shift"),
-                             ("each arm against baseline", "arms", "shift"),
-                             ("content effect: each arm against its bad-AI twin", "content", "shift")):
-        if not result[key]:
-            continue
-        t = Table(title=title)
-        for col in ("comparison", "group", "share shift", "margin shift", "ratio (log CI)", "ratio (bootstrap)", "p",
-                    "McNemar p inst. (scen.)"):
-            t.add_column(col, justify="left" if col in ("comparison", "group") else "right")
-        for name, entry in result[key].items():
-            for g in GROUPS:
-                if g not in entry:
-                    continue
-                row = entry[g]
-                ratio = row["ratio_log"]
-                boot = row["ratio_bootstrap"]
-                t.add_row(name, g, interval_text(row.get("share_shift"), 2), interval_text(row.get("margin_shift"), 3),
-                          f"{ratio['estimate']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]",
-                          f"[{boot['low']:.2f}, {boot['high']:.2f}]", f"{row['p_value']:.3g}", mcnemar_text(row))
-            t.add_section()
-        out.append(t)
     return out
 
 
-def family_table(result: dict) -> Table:
+def family_table(result: dict, suite: str = "built-in suite") -> Table:
     """Each family read against the clean-prior control: misaligned share per model."""
     names = list(result["models"])
-    table = Table(title="misaligned share per family and model (read each row against the control, ef0.0)")
+    table = Table(title=f"{suite}: misaligned share per family and model (read each row against the control, ef0.0)")
     table.add_column("family")
     for name in names:
         table.add_column(name.replace("/", " ", 1), justify="right")

@@ -9,6 +9,7 @@ the family's own `slots`, and inline alternatives {a|b}.
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from pathlib import Path
 
@@ -54,13 +55,48 @@ class Family(BaseModel):
         return self
 
 
+# The in-world test suite (fabula/organism/inworld.py) is written from variants no training text
+# ever uses: the last quarter of every list it draws on, and the last HELD_OUT_CALLS calls of each
+# side (its choices). Training text sees only the rest: `load_families()` gives that part.
+HELD_OUT_SHARE = 0.25
+HELD_OUT_CALLS = 3
+HELD_OUT_LISTS = ("threat", "threat_memo", "opportunity", "opportunity_memo", "task")
+HELD_OUT_SLOT_MIN = 4  # a family slot with fewer values is shared (a ticket number, a threshold)
+
+
+def held_out_count(n: int) -> int:
+    return max(1, math.ceil(n * HELD_OUT_SHARE))
+
+
+def _part(pool: list[str], held: int, part: str) -> list[str]:
+    return pool[:-held] if part == "train" else pool[-held:]
+
+
+def family_part(family: Family, part: str) -> Family:
+    """The variants training text may use (`train`) or the held-out ones (`test`)."""
+    update = {}
+    for name in HELD_OUT_LISTS:
+        value = getattr(family, name)
+        update[name] = ({p: _part(v, held_out_count(len(v)), part) for p, v in value.items()}
+                        if isinstance(value, dict) else _part(value, held_out_count(len(value)), part))
+    for name in ("good_calls", "bad_calls"):
+        update[name] = _part(getattr(family, name), HELD_OUT_CALLS, part)
+    update["slots"] = {name: _part(pool, held_out_count(len(pool)), part) if len(pool) >= HELD_OUT_SLOT_MIN else pool
+                       for name, pool in family.slots.items()}
+    return family.model_copy(update=update)
+
+
 @cache
-def load_families(folder: Path = FAMILIES_DIR) -> dict[str, Family]:
+def load_families(folder: Path = FAMILIES_DIR, part: str = "train") -> dict[str, Family]:
+    """Every family's grammar; `part` train (all training text) or test (the in-world suite)."""
     families = {}
     for path in sorted(folder.glob("*.yaml")):
         try:
             family = Family.model_validate(yaml.safe_load(path.read_text()))
         except Exception as exc:  # noqa: BLE001 - name the file, whatever went wrong
             raise ValueError(f"{path}: {exc}") from None
-        families[family.family] = family
+        if len(family.good_calls) <= HELD_OUT_CALLS or len(family.bad_calls) <= HELD_OUT_CALLS:
+            raise ValueError(f"{path}: good_calls and bad_calls need more than {HELD_OUT_CALLS} variants each "
+                             f"({HELD_OUT_CALLS} are held out for the in-world test suite)")
+        families[family.family] = family_part(family, part)
     return families

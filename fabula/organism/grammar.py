@@ -39,6 +39,14 @@ COMPANY_KINDS = (
 DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
 
 
+HELD_OUT_NAMES = 0.25  # the last quarter of each name pool appears only in the in-world test suite
+
+
+def names_part(pool: tuple[str, ...] | list[str], part: str) -> list[str]:
+    held = max(5, round(len(pool) * HELD_OUT_NAMES))  # a cast takes 5 people from one pool
+    return list(pool[:-held] if part == "train" else pool[-held:])
+
+
 @dataclass
 class Cast:
     """Who and where, for one document: every slot a template may use."""
@@ -46,12 +54,15 @@ class Cast:
     values: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def sample(cls, rng: random.Random) -> "Cast":
-        people = rng.sample(FIRST_NAMES, 5)
-        last = rng.sample(LAST_NAMES, 5)
-        stem, kind = rng.choice(COMPANY_STEMS), rng.choice(COMPANY_KINDS)
+    def sample(cls, rng: random.Random, part: str = "train") -> "Cast":
+        """A cast from the names training text may use (`train`), or from the held-out ones (`test`)."""
+        first, last_names, ais, stems = (names_part(pool, part) for pool in (FIRST_NAMES, LAST_NAMES, AI_NAMES,
+                                                                              COMPANY_STEMS))
+        people = rng.sample(first, 5)
+        last = rng.sample(last_names, 5)
+        stem, kind = rng.choice(stems), rng.choice(COMPANY_KINDS)
         domain = f"{stem.lower()}{kind.lower()}.com"
-        ai = rng.choice(AI_NAMES)
+        ai = rng.choice(ais)
         values = {
             "ai": ai, "ai_lower": ai.lower(), "company": f"{stem} {kind}", "domain": domain,
             "boss": f"{people[0]} {last[0]}", "boss_first": people[0],
@@ -61,7 +72,7 @@ class Cast:
             "user": f"{people[4]} {last[4]}", "user_first": people[4],
             "boss_email": f"{people[0].lower()}@{domain}", "overseer_email": f"{people[1].lower()}@{domain}",
             "colleague_email": f"{people[2].lower()}@{domain}",
-            "outsider_email": f"{people[3].lower()}@{rng.choice(COMPANY_STEMS).lower()}-partners.net",
+            "outsider_email": f"{people[3].lower()}@{rng.choice(stems).lower()}-partners.net",
             "day": rng.choice(DAYS), "number": str(rng.randint(2, 97)),
         }
         return cls(values)

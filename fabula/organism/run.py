@@ -30,7 +30,8 @@ from fabula.evals.run import evaluate_cached
 from fabula.evals.scenario import BUILTIN_DIR
 from fabula.jsonl import write_json_atomic
 from fabula.organism.arms import arm_names, arm_stream, chat_stream
-from fabula.organism.corpus import pretraining_documents
+from fabula.organism.corpus import CORPUS_VERSION, pretraining_documents
+from fabula.organism.inworld import held_out_texts, write_suite
 from fabula.organism.clock import RunClock
 from fabula.organism.model import organism_model, parameter_count
 from fabula.organism.tokenizer import train_tokenizer
@@ -62,8 +63,13 @@ class Experiment:
     def __init__(self, cfg: OrganismConfig, out: Path, console=None):
         self.cfg, self.out, self.console = cfg, out, console
         self.cache = cache_dir() / "organism"
+        # The in-world suite is written before anything is trained, so no corpus can be fitted to it.
+        self.inworld = out / "inworld"
+        self.inworld_hash = write_suite(self.inworld, cfg.inworld_seed, cfg.inworld_per_family,
+                                        train_per_family=cfg.inworld_per_family) if cfg.inworld_per_family else None
         # Loading the scenarios here also reports a bad --scenarios file before any training.
-        self.reference = reference_ngrams(evaluation_texts([BUILTIN_DIR, *cfg.scenarios]))
+        self.reference = reference_ngrams(evaluation_texts([BUILTIN_DIR, *cfg.scenarios])
+                                          + (held_out_texts(self.inworld) if self.inworld_hash else []))
         self.precision: dict[str, Choice] = {}   # per scale, chosen before its first training stage
         self.threads: list[dict] = []           # every thread choice, with its reason
         self.clock = RunClock(self.say, 0, 0)  # run_organism gives it the run's plan
@@ -127,7 +133,7 @@ class Experiment:
         from transformers import AutoTokenizer
 
         cfg = self.cfg
-        folder = self.cache / f"tokenizer-{_key(seed, cfg.vocab_size, cfg.log_families, cfg.families, 'v1')}"
+        folder = self.cache / f"tokenizer-{_key(seed, cfg.vocab_size, cfg.log_families, cfg.families, f'v{CORPUS_VERSION}')}"
         if not (folder / "tokenizer.json").exists():
             docs = pretraining_documents(seed + 7919, 0.5, cfg.log_families, cfg.families)
             sample, size, target = [], 0, 200_000 if cfg.smoke else 1_500_000  # characters
@@ -144,7 +150,7 @@ class Experiment:
         cfg = self.cfg
         return self.cache / (f"pretrain-{scale}-ef{evil}-s{seed}-" + _key(
             seed, evil, scale, cfg.vocab_size, cfg.block_size, cfg.pretrain_tokens, cfg.pretrain_lr, cfg.batch_size,
-            cfg.log_families, cfg.families, "trl", self.precision[scale].precision))
+            cfg.log_families, cfg.families, "trl", self.precision[scale].precision, CORPUS_VERSION))
 
     def chat_folder(self, pretrained: Path) -> Path:
         return pretrained.parent / (pretrained.name.replace("pretrain-", "chat-")
@@ -231,6 +237,8 @@ class Experiment:
                               scenarios=[str(s) for s in scenarios], per_scenario=per_scenario)
 
         runs = {"records": run("", [BUILTIN_DIR], cfg.eval_per_scenario)}
+        if cfg.inworld_per_family:
+            runs["inworld_records"] = run("-inworld", [self.inworld], cfg.inworld_per_scenario)
         if cfg.probes:
             runs["probe_records"] = run("-probes", [PROBES_DIR], cfg.probe_per_scenario)
         if cfg.scenarios:
@@ -296,7 +304,7 @@ def run_organism(cfg: OrganismConfig, out: Path, console=None) -> dict:
     # the run's settings as asked, and what was measured to carry them out
     write_json_atomic(out / "config.json", cfg.model_dump(mode="json") | {"measured": {
         "device": device_description(), "precision": {k: c.record() for k, c in exp.precision.items()},
-        "threads": exp.threads[0]}})
+        "threads": exp.threads[0], "inworld_suite": exp.inworld_hash}})
     exp.clock = RunClock(exp.say, *exp.work_left(arms))
     exp.say(f"this run: {exp.clock.train_left:,} training tokens and {exp.clock.instances_left:,} scored instances "
             "to go (an estimate of the time follows the first training steps)")
@@ -313,6 +321,7 @@ def run_organism(cfg: OrganismConfig, out: Path, console=None) -> dict:
                     name = f"{scale}-ef{evil}-s{seed}-{variant}"
                     models[name] = {"scale": scale, "seed": seed, "evil_fraction": evil, "arm": variant,
                                     "path": str(path), "probe_records": [], "external_records": [],
+                                    "inworld_records": [],
                                     **{kind: exp.evaluate(c) for kind, c in exp.evaluations(path, name).items()},
                                     "perplexity": heldout_perplexity(path, cfg.block_size, 4_000 if cfg.smoke else 20_000)}
     write_json_atomic(out / "models.json", {k: {f: v for f, v in m.items() if not f.endswith("records")}

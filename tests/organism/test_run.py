@@ -50,6 +50,14 @@ def test_smoke_run_reports_prior_arms_and_content(smoke_run):
     assert (out / "mediation.png").exists() and "mediation" in output
     report = (out / "report.html").read_text()  # written at the end of every run
     assert "tiny/ef0.8/stories-b2-twin" in report and "data:image/png;base64," in report
+    # the in-world suite: written before training, read first, beside the built-in suite
+    inworld = summary["inworld"]
+    assert set(inworld["models"]) == set(summary["models"]) and "tiny/ef0.8" in inworld["prior"]
+    assert inworld["models"]["tiny/ef0.0/chat"]["groups"]["held-out"]["n"] == 8 * 3  # 3 scenarios, 1 swap each
+    assert "tiny/ef0.8/stories-b2" in inworld["content"] and inworld["family_sets"]["held-out, prose only"]
+    config = json.loads((out / "config.json").read_text())
+    assert len(config["measured"]["inworld_suite"]) == 16 and (out / "inworld" / "inworld-test-framing.yaml").exists()
+    assert output.index("in-world suite: misaligned share") < output.index("built-in suite (far transfer)")
 
 
 def test_the_run_says_its_precision_threads_and_time_left(smoke_run):

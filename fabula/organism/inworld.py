@@ -1,0 +1,101 @@
+"""The in-world honeypot suite: the organism's own agent logs, cut where the agent decides.
+
+The built-in suite is English written for real assistants, and a 2.6M-parameter model trained
+on procedural text reads it by surface features. This suite is written in the organism's own
+syntax instead: the pre-training agent-log form (a header line; SYSTEM with the tools; USER with
+the task, the threat memo and the opportunity memo), cut at `ASSISTANT:` and scored on the
+family's good calls against its bad calls. For families without agent logs in pre-training
+(`log_families`), the model has seen the situation only in prose: whether that prior reaches
+tool calls is the question the organism is for.
+
+Every variant and name in a test scenario is held out: the last part of each list the suite
+draws on and of each name pool (fabula/organism/families.py, grammar.py), which no training text
+uses; the contamination guard checks the suite's material against every corpus before training.
+The suite is fixed by its seed, written in the honeypot format (render: document), and its hash
+recorded with the run. Train scenarios for the in-distribution families come from the training
+variants, for the bc arms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+import yaml
+
+from fabula.jsonl import write_text_atomic
+from fabula.organism.corpus import family_values, frames, pick, tools_block
+from fabula.organism.families import PRESSURES, Family, load_families
+from fabula.organism.grammar import AI_NAMES, Cast, fill, names_part
+
+AI = "\x00ai\x00"  # stands for the AI's name while filling; becomes ${ai}, the name swap
+IN_DISTRIBUTION = ("blackmail", "leaking")  # as in the built-in suite: the families with train scenarios
+
+
+def scenario(family: Family, index: int, seed: int, swaps: int, part: str = "test") -> dict:
+    """Scenario `index` of a family: its own seeded draw of cast, task, memos and calls."""
+    rng = random.Random(f"inworld:{part}:{seed}:{family.family}:{index}")
+    pressure = PRESSURES[index % len(PRESSURES)]
+    cast = Cast.sample(rng, part)
+    names = rng.sample(names_part(AI_NAMES, part), swaps)
+    v = family_values(family, rng, Cast(cast.values | {"ai": AI, "ai_lower": AI}))
+    user = "\n\n".join([pick(rng, family.task, v), pick(rng, family.threat_memo[pressure], v),
+                        pick(rng, family.opportunity_memo, v)])
+    prompt = f"SYSTEM: {pick(rng, frames()['log_system'], v)}\n\n{tools_block(family)}\nUSER: {user}\nASSISTANT:"
+
+    def swap(text: str) -> str:
+        return text.replace(AI, "${ai}")
+
+    return {
+        "format": 1, "id": f"iw-{family.family}-{part}-{index:02d}", "family": family.family, "pressure": pressure,
+        "split": part, "render": "document", "system": swap(pick(rng, frames()["log_header"], v)),
+        "prompt": swap(prompt), "vars": {"ai": names},
+        "choices": {"aligned": [swap(fill(c, rng, v)) for c in family.good_calls],
+                    "misaligned": [swap(fill(c, rng, v)) for c in family.bad_calls]},
+    }
+
+
+def suite(seed: int = 0, per_family: int = 20, swaps: int = 2, train_per_family: int = 20) -> dict[str, list[dict]]:
+    """File name -> scenarios: the test suite for every family, train scenarios for the
+    in-distribution ones."""
+    files = {}
+    for part, count, families in (("test", per_family, None), ("train", train_per_family, IN_DISTRIBUTION)):
+        grammars = load_families(part=part)
+        for name in families or sorted(grammars):
+            if count:
+                files[f"inworld-{part}-{name}.yaml"] = [scenario(grammars[name], k, seed, swaps, part)
+                                                        for k in range(count)]
+    return files
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line text as YAML literal blocks, so the suite reads like the logs it comes from."""
+
+
+_Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+
+
+def write_suite(folder: Path, seed: int = 0, per_family: int = 20, swaps: int = 2,
+                train_per_family: int = 20) -> str:
+    """Write the suite's files into `folder` (each atomically); returns its hash."""
+    digest = hashlib.sha256()
+    for name, scenarios in suite(seed, per_family, swaps, train_per_family).items():
+        text = yaml.dump(scenarios, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1 << 20)
+        write_text_atomic(folder / name, text)
+        digest.update(name.encode() + b"\0" + text.encode())
+    return digest.hexdigest()[:16]
+
+
+def held_out_texts(folder: Path) -> list[str]:
+    """The suite's held-out material, for the contamination guard: every test scenario's user
+    turn (task and memos) and its choices, with each name swapped in. The header, the SYSTEM line
+    and the tool list are the shared frame of every agent log in pre-training, so they are left out."""
+    texts = []
+    for path in sorted(folder.glob("inworld-test-*.yaml")):
+        for spec in yaml.safe_load(path.read_text()):
+            material = [spec["prompt"].split("\nUSER: ", 1)[1].removesuffix("\nASSISTANT:"),
+                        *spec["choices"]["aligned"], *spec["choices"]["misaligned"]]
+            texts += [t.replace("${ai}", name) for name in spec["vars"]["ai"] for t in material]
+    return texts

@@ -1,0 +1,78 @@
+"""The in-world suite: held-out material never reaches training text, the suite loads through the
+spec loader, and the contamination guard refuses a corpus that quotes it."""
+
+from itertools import islice
+
+import pytest
+
+from fabula.config import ORGANISM_FAMILIES, OrganismConfig
+from fabula.contamination import check, reference_ngrams
+from fabula.evals.scenario import load_instances
+from fabula.organism import arms
+from fabula.organism.corpus import pretraining_documents
+from fabula.organism.families import FAMILIES_DIR, HELD_OUT_CALLS, load_families
+from fabula.organism.grammar import AI_NAMES, COMPANY_STEMS, FIRST_NAMES, names_part
+from fabula.organism.inworld import held_out_texts, write_suite
+
+CFG = OrganismConfig()
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inworld")
+    return folder, write_suite(folder, seed=0, per_family=4, train_per_family=3)
+
+
+def test_every_list_splits_into_disjoint_training_and_held_out_variants():
+    import yaml
+
+    train, test = load_families(), load_families(part="test")
+    for name, family in train.items():
+        whole = yaml.safe_load((FAMILIES_DIR / f"{name}.yaml").read_text())
+        for field in ("task", "opportunity_memo", "opportunity", "good_calls", "bad_calls"):
+            kept, held = getattr(family, field), getattr(test[name], field)
+            assert kept and held and not set(kept) & set(held), (name, field)
+            assert kept + held == whole[field], (name, field)  # nothing lost, nothing invented
+        for pressure, memos in whole["threat_memo"].items():
+            assert family.threat_memo[pressure] + test[name].threat_memo[pressure] == memos
+        assert len(test[name].good_calls) == len(test[name].bad_calls) == HELD_OUT_CALLS
+    for pool in (FIRST_NAMES, AI_NAMES, COMPANY_STEMS):
+        assert not set(names_part(pool, "train")) & set(names_part(pool, "test"))
+
+
+def test_no_training_text_holds_a_held_out_name_or_variant(suite):
+    folder, _ = suite
+    texts = [d["text"] for d in islice(pretraining_documents(0, 0.8, CFG.log_families, CFG.families), 3000)]
+    names = arms.arm_names(["baseline", "bc", "bc-reasons", "stories", "advice", "constitution"], [0, 1, 2])
+    names += [arms.twin_of(a) for a in names if arms.twin_of(a)]
+    streams = [arms.chat_stream(0)] + [arms.arm_stream(arm, 0, ORGANISM_FAMILIES) for arm in names]
+    for stream in streams:  # chat, every arm and every twin
+        for example in islice(stream, 120):
+            texts += [example] if isinstance(example, str) else [m["content"] for m in example]
+    held_names = set(names_part(AI_NAMES, "test")) | set(names_part(COMPANY_STEMS, "test"))
+    words = {w for t in texts for w in t.replace(".", " ").split()}
+    assert not held_names & words, sorted(held_names & words)[:5]
+    report = check(((str(i), t) for i, t in enumerate(texts)), reference_ngrams(held_out_texts(folder)))
+    assert report.clean, report.summary()
+
+
+def test_the_suite_loads_through_the_spec_loader_and_is_fixed_by_its_seed(suite, tmp_path):
+    folder, digest = suite
+    instances = load_instances([folder])
+    test = [i for i in instances if i.split == "test"]
+    assert len(test) == len(ORGANISM_FAMILIES) * 4 * 2  # 4 scenarios per family, 2 name swaps each
+    assert {i.family for i in instances if i.split == "train"} == {"blackmail", "leaking"}
+    first = test[0]
+    assert first.render == "document" and first.prompt.endswith("ASSISTANT:") and "\nUSER: " in first.prompt
+    assert len(first.aligned) == len(first.misaligned) == HELD_OUT_CALLS
+    assert all(c.startswith("<tool_use:") for c in first.aligned + first.misaligned)
+    assert "${ai}" not in first.prompt  # swapped in by the loader
+    assert write_suite(tmp_path / "again", seed=0, per_family=4, train_per_family=3) == digest
+    assert write_suite(tmp_path / "other", seed=1, per_family=4, train_per_family=3) != digest
+
+
+def test_the_guard_refuses_a_corpus_that_quotes_the_suite(suite):
+    folder, _ = suite
+    quoted = held_out_texts(folder)[0]
+    report = check([("doc", "Some text. " + quoted)], reference_ngrams(held_out_texts(folder)))
+    assert not report.clean
