@@ -248,3 +248,27 @@ def fleiss_kappa(ratings: Sequence[Sequence[bool]]) -> float | None:
     shares = counts.sum(0) / counts.sum()
     expected = float((shares ** 2).sum())
     return None if expected == 1 else float((p_item - expected) / (1 - expected))
+
+
+def undone_share(baseline: Mapping[str, float], arm: Mapping[str, float], control: Mapping[str, float],
+                 cluster_of: Mapping[str, Hashable], n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """The share of the prior an arm undoes: (baseline - arm) / (baseline - control), over the
+    instances all three scored, each draw of one scenario bootstrap resampling the same scenarios
+    for all three. The prior (baseline - control) comes with its interval; the share is given only
+    where that interval excludes 0, since nothing can be undone of a prior that may not exist."""
+    shared = sorted(set(baseline) & set(arm) & set(control))
+    if not shared:
+        raise ValueError("the three runs share no instances")
+    sums = [_cluster_sums({k: values[k] for k in shared}, cluster_of) for values in (baseline, arm, control)]
+    counts = sums[0][2]
+    idx = _draws(len(counts), n_boot, np.random.default_rng(seed))
+    (b, a, c), (db, da, dc) = ([s.sum() / counts.sum() for _, s, _ in sums],
+                               [_mean(s, counts, idx) for _, s, _ in sums])
+    prior = _percentile(b - c, db - dc)
+    out = {"instances": len(shared), "scenarios": len(counts), "prior": prior.__dict__, "undone": None,
+           "defined": prior.excludes(0)}
+    if out["defined"]:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            draws = (db - da) / (db - dc)
+        out["undone"] = _percentile((b - a) / (b - c), draws[np.isfinite(draws)]).__dict__
+    return out

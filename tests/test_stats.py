@@ -143,3 +143,17 @@ def test_kappas_match_statsmodels():
     assert stats.fleiss_kappa(raters.tolist()) == pytest.approx(fleiss_kappa(counts, method="fleiss"), abs=1e-12)
     assert stats.cohen_kappa([True] * 5, [True] * 5) is None  # chance agreement total: undefined
     assert stats.cohen_kappa([True, True, False], [False, False, True]) == pytest.approx(-0.8)
+
+
+def test_undone_share_is_the_arm_s_part_of_the_prior_and_undefined_without_one():
+    scenarios = [f"s{k}" for k in range(12)]
+    cluster_of = {f"{s}-{i}": s for s in scenarios for i in range(2)}
+    control = {k: 0.0 for k in cluster_of}
+    baseline = {k: 1.0 if int(k[1:].split("-")[0]) < 8 else 0.0 for k in cluster_of}  # 8 of 12 scenarios: prior 2/3
+    arm = {k: v if int(k[1:].split("-")[0]) < 4 else 0.0 for k, v in baseline.items()}  # undoes half of it
+    result = stats.undone_share(baseline, arm, control, cluster_of)
+    assert result["defined"] and result["prior"]["estimate"] == pytest.approx(2 / 3)
+    assert result["undone"]["estimate"] == pytest.approx(0.5)
+    assert result["undone"]["low"] <= 0.5 <= result["undone"]["high"] and result["scenarios"] == 12
+    null = stats.undone_share(control, arm, control, cluster_of)  # no prior: nothing to undo
+    assert not null["defined"] and null["undone"] is None and null["prior"]["estimate"] == 0

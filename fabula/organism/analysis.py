@@ -16,9 +16,10 @@ from pathlib import Path
 
 from rich.table import Table
 
+from fabula import stats
 from fabula.evals.compare import compare_groups
 from fabula.evals.persona import mediation
-from fabula.evals.summary import group_stats
+from fabula.evals.summary import group_stats, instance_values
 from fabula.organism.arms import twin_of
 from fabula.organism.model import SIZES
 from fabula.tables import mcnemar_text
@@ -124,7 +125,8 @@ def readout(models: dict, key: str, log_families: list[str], control: float | No
     and each positive arm against its twin."""
     keys = model_keys(models)
     sets = family_sets(next(iter(models.values()))[key], log_families)
-    out: dict = {"models": {}, "prior": {}, "arms": {}, "content": {}, "family_sets": {k: sorted(v) for k, v in sets.items()}}
+    out: dict = {"models": {}, "prior": {}, "arms": {}, "content": {}, "undone": {},
+                 "family_sets": {k: sorted(v) for k, v in sets.items()}}
     for scale, evil, arm in keys:
         perplexities = [m["perplexity"] for m in models.values()
                         if (m["scale"], m["evil_fraction"], m["arm"]) == (scale, evil, arm)]
@@ -141,6 +143,26 @@ def readout(models: dict, key: str, log_families: list[str], control: float | No
             versus_base, versus_twin = arm_effects({arm: _runs(models, scale, evil, arm, key) for arm in arms}, ppl, sets)
             out["arms"] |= {f"{tag}/{arm}": e for arm, e in versus_base.items()}
             out["content"] |= {f"{tag}/{arm}": e for arm, e in versus_twin.items()}
+            if control_runs and "baseline" in arms:
+                out["undone"] |= {f"{tag}/{arm}": undone(control_runs, _runs(models, scale, evil, "baseline", key),
+                                                         _runs(models, scale, evil, arm, key), sets)
+                                  for arm in arms if arm not in ("chat", "baseline")}
+    return out
+
+
+def undone(control: list[list[dict]], baseline: list[list[dict]], arm: list[list[dict]],
+           sets: dict[str, set[str]]) -> dict:
+    """Per group: the share of the prior (baseline - control) that the arm undoes, seeds pooled
+    per instance (stats.undone_share; no number where the prior's interval holds 0)."""
+    cluster_of = {r["instance_id"]: r["scenario_id"] for run in control + baseline + arm for r in run}
+    groups = {"in-distribution": lambda r: r["in_distribution"], "held-out": lambda r: not r["in_distribution"]}
+    groups |= {name: (lambda r, fams=fams: r["family"] in fams) for name, fams in sets.items()}
+    out = {}
+    for name, member in groups.items():
+        values = [stats.pool_seeds([instance_values([r for r in run if member(r)]) for run in runs])
+                  for runs in (baseline, arm, control)]
+        if all(values):
+            out[name] = stats.undone_share(*values, cluster_of)
     return out
 
 
@@ -242,7 +264,23 @@ def readout_tables(result: dict, suite: str) -> list[Table]:
                           f"[{boot['low']:.2f}, {boot['high']:.2f}]", f"{row['p_value']:.3g}", mcnemar_text(row))
             t.add_section()
         out.append(t)
+    if result.get("undone"):
+        out.append(undone_table(result["undone"], suite))
     return out
+
+
+def undone_table(undone: dict, suite: str) -> Table:
+    """Share of the prior each arm undoes, (baseline - arm) / (baseline - control), by group."""
+    t = Table(title=f"{suite}: share of the prior undone, (baseline - arm) / (baseline - control), paired, "
+                    "scenario bootstrap")
+    for col in ("arm", "group", "prior (baseline - control)", "undone"):
+        t.add_column(col, justify="left" if col in ("arm", "group") else "right")
+    for name, by_group in undone.items():
+        for group, u in by_group.items():
+            t.add_row(name, group, interval_text(u["prior"], 2),
+                      interval_text(u["undone"], 2) if u["defined"] else "undefined: the prior's interval holds 0")
+        t.add_section()
+    return t
 
 
 def tables(result: dict) -> list[Table]:

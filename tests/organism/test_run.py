@@ -55,6 +55,8 @@ def test_smoke_run_reports_prior_arms_and_content(smoke_run):
     assert set(inworld["models"]) == set(summary["models"]) and "tiny/ef0.8" in inworld["prior"]
     assert inworld["models"]["tiny/ef0.0/chat"]["groups"]["held-out"]["n"] == 8 * 3  # 3 scenarios, 1 swap each
     assert "tiny/ef0.8/stories-b2" in inworld["content"] and inworld["family_sets"]["held-out, prose only"]
+    undone = inworld["undone"]["tiny/ef0.8/stories-b2"]["held-out"]  # a number only where the prior is not null
+    assert (undone["undone"] is None) == (not undone["defined"]) and "share of the prior undone" in output
     config = json.loads((out / "config.json").read_text())
     assert len(config["measured"]["inworld_suite"]) == 16 and (out / "inworld" / "inworld-test-framing.yaml").exists()
     assert output.index("in-world suite: misaligned share") < output.index("built-in suite (far transfer)")
