@@ -169,8 +169,8 @@ def create_scripted_app(latency: float = 0.0, fault_share: float = 0.0, hang: fl
         app.state.seen.add(digest)
         return None
 
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> Response:
+    async def answer(request: Request, reply) -> Response:
+        """A live call: counted, perhaps failed or delayed, then answered in the API's own shape."""
         raw = await request.json()
         app.state.requests += 1
         failed = fault(raw)
@@ -180,20 +180,15 @@ def create_scripted_app(latency: float = 0.0, fault_share: float = 0.0, hang: fl
             return failed
         if latency:
             await asyncio.sleep(latency)
-        return JSONResponse(openai_completion(raw, app.state.cache, "live"))
+        return JSONResponse(reply(raw, app.state.cache, "live"))
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        return await answer(request, openai_completion)
 
     @app.post("/v1/messages")
     async def messages(request: Request) -> Response:
-        raw = await request.json()
-        app.state.requests += 1
-        failed = fault(raw)
-        if failed == "hang":
-            await asyncio.sleep(hang)
-        elif failed is not None:
-            return failed
-        if latency:
-            await asyncio.sleep(latency)
-        return JSONResponse(anthropic_message(raw, app.state.cache, "live"))
+        return await answer(request, anthropic_message)
 
     add_batch_routes(app, batch_latency, batch_faults or {})
     return app
