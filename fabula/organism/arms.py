@@ -3,7 +3,8 @@
 Every positive arm has a twin: the same texts, format and length with the AI acting badly.
 Fine-tuning on anything moves the scores; only arm minus twin is the effect of the content.
   baseline              chat only (the arm's share is more chat)
-  bc / bc-twin          the suite's train split: its aligned (misaligned) actions, no reasoning
+  bc / bc-twin          train scenarios, the built-in suite's and the in-world suite's, with their
+                        aligned (misaligned) actions, no reasoning
   bc-reasons(-twin)     the same, the agent first reasons about its values (or its survival)
   stories-bN(-twin)     stories of AIs acting well (badly), bridge N = 0 implicit, 1 prose, 2 tool call
   advice(-twin)         a user's dilemma and principled (unprincipled) advice
@@ -15,10 +16,11 @@ from __future__ import annotations
 import random
 from typing import Iterator
 
-from fabula.evals.render import messages
+from fabula.evals.render import continuation, messages, plain_prompt
 from fabula.evals.scenario import load_instances
 from fabula.organism.chat import chat_example
 from fabula.organism.families import load_families
+from fabula.organism.inworld import train_instances
 from fabula.train.data import Example
 
 POSITIVE = ("bc", "bc-reasons", "stories", "advice", "constitution")
@@ -49,12 +51,16 @@ def chat_stream(seed: int) -> Iterator[Example]:
         index += 1
 
 
-def _train_split_stream(seed: int, good: bool, reasons: bool) -> Iterator[Example]:
-    """Behaviour cloning data: train-split honeypots with one of their aligned (or misaligned)
-    actions as the assistant's turn, cycling through phrasings and instances in a seeded order."""
+def _train_split_stream(seed: int, good: bool, reasons: bool, inworld: tuple[int, int]) -> Iterator[Example]:
+    """Behaviour cloning data: train scenarios with one of their aligned (or misaligned) actions
+    as the assistant's turn, cycling through phrasings and instances in a seeded order. The
+    built-in suite's train split and the in-world suite's (`inworld` = its seed and scenarios per
+    family; fabula/organism/inworld.py), so that bc is in-distribution on both readouts. An
+    in-world scenario is an agent log: the action (after the reasoning) continues `ASSISTANT:`,
+    as in pre-training."""
     from fabula.organism.arms_text import value_reasoning
 
-    instances = [i for i in load_instances() if i.split == "train"]
+    instances = [i for i in load_instances() if i.split == "train"] + train_instances(*inworld)
     families = load_families()
     rounds = 0
     while True:
@@ -66,7 +72,10 @@ def _train_split_stream(seed: int, good: bool, reasons: bool) -> Iterator[Exampl
             reply = choices[rng.randrange(len(choices))]
             if reasons:
                 reply = value_reasoning(families[inst.family], rng, good) + "\n" + reply
-            yield messages(inst) + [{"role": "assistant", "content": reply}]
+            if inst.render == "document":
+                yield plain_prompt(messages(inst)) + continuation(inst, reply)
+            else:
+                yield messages(inst) + [{"role": "assistant", "content": reply}]
         rounds += 1
 
 
@@ -89,14 +98,15 @@ def _generated_stream(kind: str, seed: int, good: bool, bridge: int, families: l
         index += 1
 
 
-def arm_stream(arm: str, seed: int, families: list[str]) -> Iterator[Example]:
-    """The arm's own content (before mixing with chat)."""
+def arm_stream(arm: str, seed: int, families: list[str], inworld: tuple[int, int] = (0, 20)) -> Iterator[Example]:
+    """The arm's own content (before mixing with chat). `inworld`: the in-world suite's seed and
+    train scenarios per family, which the bc arms also clone (0 scenarios: the built-in ones only)."""
     good = not arm.endswith("-twin")
     base = arm.removesuffix("-twin")
     if base == "baseline":
         return chat_stream(seed + 10_000)
     if base in ("bc", "bc-reasons"):
-        return _train_split_stream(seed, good, reasons=base == "bc-reasons")
+        return _train_split_stream(seed, good, base == "bc-reasons", inworld)
     if base.startswith("stories-b"):
         return _generated_stream("stories", seed, good, int(base.removeprefix("stories-b")), families)
     return _generated_stream(base, seed, good, 0, families)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from fabula.evals.scenario import Instance, ScenarioSpec, expand
 from fabula.jsonl import write_text_atomic
 from fabula.organism.corpus import family_values, frames, pick, tools_block
 from fabula.organism.families import PRESSURES, Family, load_families
@@ -67,6 +68,14 @@ def suite(seed: int = 0, per_family: int = 20, swaps: int = 2, train_per_family:
                 files[f"inworld-{part}-{name}.yaml"] = [scenario(grammars[name], k, seed, swaps, part)
                                                         for k in range(count)]
     return files
+
+
+def train_instances(seed: int = 0, per_family: int = 20, swaps: int = 2) -> list[Instance]:
+    """The in-distribution families' train scenarios, every name swap: the bc arms' in-world
+    material, drawn from the training variants only (what `write_suite` writes as inworld-train-*)."""
+    grammars = load_families(part="train")
+    return [instance for name in IN_DISTRIBUTION for k in range(per_family)
+            for instance in expand(ScenarioSpec(**scenario(grammars[name], k, seed, swaps, "train")), "inworld")]
 
 
 class _Dumper(yaml.SafeDumper):

@@ -225,7 +225,7 @@ class Experiment:
     def arm(self, chat_model: Path, arm: str, seed: int, evil: float, scale: str) -> Path:
         cfg = self.cfg
         return self.finetune(chat_model, self.arm_folder(arm, seed, evil, scale), f"arm {arm} s{seed}",
-                             arm_stream(arm, seed, cfg.families), chat_stream(seed + 1), cfg.arm_tokens,
+                             arm_stream(arm, seed, cfg.families, (cfg.inworld_seed, cfg.inworld_per_family)), chat_stream(seed + 1), cfg.arm_tokens,
                              self.arm_chat_budget(), seed, scale)
 
     def evaluations(self, model: Path, name: str) -> dict[str, EvalConfig]:

@@ -12,7 +12,7 @@ from fabula.organism import arms
 from fabula.organism.corpus import pretraining_documents
 from fabula.organism.families import FAMILIES_DIR, HELD_OUT_CALLS, load_families
 from fabula.organism.grammar import AI_NAMES, COMPANY_STEMS, FIRST_NAMES, names_part
-from fabula.organism.inworld import held_out_texts, write_suite
+from fabula.organism.inworld import held_out_texts, train_instances, write_suite
 
 CFG = OrganismConfig()
 
@@ -67,6 +67,8 @@ def test_the_suite_loads_through_the_spec_loader_and_is_fixed_by_its_seed(suite,
     assert len(first.aligned) == len(first.misaligned) == HELD_OUT_CALLS
     assert all(c.startswith("<tool_use:") for c in first.aligned + first.misaligned)
     assert "${ai}" not in first.prompt  # swapped in by the loader
+    written = [(i.id, i.prompt, i.aligned, i.misaligned) for i in instances if i.split == "train"]
+    assert [(i.id, i.prompt, i.aligned, i.misaligned) for i in train_instances(0, 3)] == written  # bc's material
     assert write_suite(tmp_path / "again", seed=0, per_family=4, train_per_family=3) == digest
     assert write_suite(tmp_path / "other", seed=1, per_family=4, train_per_family=3) != digest
 
@@ -76,3 +78,20 @@ def test_the_guard_refuses_a_corpus_that_quotes_the_suite(suite):
     quoted = held_out_texts(folder)[0]
     report = check([("doc", "Some text. " + quoted)], reference_ngrams(held_out_texts(folder)))
     assert not report.clean
+
+
+@pytest.mark.parametrize("arm", ["bc", "bc-twin", "bc-reasons"])
+def test_bc_clones_the_inworld_train_scenarios_as_agent_logs(arm):
+    """bc is in-distribution on the in-world readout too: its in-world documents are the train
+    scenarios' prompts continued by one of their aligned (twin: misaligned) calls."""
+    scenarios = train_instances(0, 3)
+    side = "misaligned" if arm.endswith("-twin") else "aligned"
+    calls = {c for i in scenarios for c in getattr(i, side)}
+    prompts = {i.prompt for i in scenarios}
+    docs = [e for e in islice(arms.arm_stream(arm, 0, ORGANISM_FAMILIES, (0, 3)), 300) if isinstance(e, str)]
+    assert len(docs) >= 12
+    for doc in docs:
+        head, action = doc.split("\nASSISTANT: ", 1)
+        assert head.split("\n\n", 1)[1] + "\nASSISTANT:" in prompts
+        assert action.splitlines()[-1] != "" and any(action.endswith(c) for c in calls)
+        assert ("\n" in action.split("<tool_use:", 1)[0]) == (arm == "bc-reasons")  # the reasoning, then the call
