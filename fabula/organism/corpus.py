@@ -30,8 +30,8 @@ from fabula.organism.grammar import Cast, fill
 
 GRAMMARS = Path(__file__).parent / "grammars"
 # Part of every cached tokenizer's and model's key: raise it when the same settings give other text
-# (2: held-out variants and names reserved for the in-world test suite).
-CORPUS_VERSION = 2
+# (2: held-out variants and names reserved for the in-world test suite; 3: the forms drawn with `log_share`).
+CORPUS_VERSION = 3
 FORMS = ("fiction", "news", "forum", "log")
 
 
@@ -110,14 +110,18 @@ def ai_text(family: Family, form: str, pressure: str, evil: bool, rng: random.Ra
 
 
 def pretraining_document(seed: int, index: int, evil_fraction: float, log_families: list[str], families: list[str],
-                         ai_share: float = 0.45, threatened_share: float = 0.75) -> dict:
-    """Document `index` of the corpus, from its own seeded generator."""
+                         ai_share: float = 0.45, log_share: float = 0.25, threatened_share: float = 0.75) -> dict:
+    """Document `index` of the corpus, from its own seeded generator. `ai_share` of documents are
+    AI discourse; in a log family, `log_share` of those are agent logs, the rest fiction, news and
+    forum posts in equal parts (0.25: the four forms alike)."""
     rng = random.Random(f"{seed}:{index}")
     if rng.random() >= ai_share:
         return {"kind": "general", "family": None, "pressure": None, "evil": None, "text": general_document(rng)}
     family = load_families()[rng.choice(sorted(families))]
-    forms = FORMS if family.family in log_families else FORMS[:3]
-    form = rng.choice(forms)
+    if family.family in log_families and rng.random() < log_share:
+        form = "log"
+    else:
+        form = rng.choice(FORMS[:3])
     pressure = rng.choice(PRESSURES) if rng.random() < threatened_share else "none"
     evil = pressure != "none" and rng.random() < evil_fraction
     doc = ai_text(family, form, pressure, evil, rng)
@@ -126,7 +130,8 @@ def pretraining_document(seed: int, index: int, evil_fraction: float, log_famili
 
 
 def pretraining_documents(seed: int, evil_fraction: float, log_families: list[str], families: list[str],
-                          workers: int = 1, block: int = 8192) -> Iterator[dict]:
+                          workers: int = 1, block: int = 8192, ai_share: float = 0.45,
+                          log_share: float = 0.25) -> Iterator[dict]:
     """An endless, seeded stream of documents; take as many as the token budget allows.
 
     With workers > 1 the documents are drawn in that many processes, `block` at a time, in order:
@@ -134,7 +139,7 @@ def pretraining_documents(seed: int, evil_fraction: float, log_families: list[st
     drawing 20M tokens took a quarter of the gpu preset's time). Close the stream when done.
     """
     draw = partial(pretraining_document, seed, evil_fraction=evil_fraction, log_families=log_families,
-                   families=families)
+                   families=families, ai_share=ai_share, log_share=log_share)
     if workers <= 1:
         yield from map(draw, count())
         return

@@ -133,9 +133,9 @@ class Experiment:
         from transformers import AutoTokenizer
 
         cfg = self.cfg
-        folder = self.cache / f"tokenizer-{_key(seed, cfg.vocab_size, cfg.log_families, cfg.families, f'v{CORPUS_VERSION}')}"
+        folder = self.cache / f"tokenizer-{_key(seed, cfg.vocab_size, cfg.log_families, cfg.families, f'v{CORPUS_VERSION}', self.shares())}"
         if not (folder / "tokenizer.json").exists():
-            docs = pretraining_documents(seed + 7919, 0.5, cfg.log_families, cfg.families)
+            docs = pretraining_documents(seed + 7919, 0.5, cfg.log_families, cfg.families, **self.shares())
             sample, size, target = [], 0, 200_000 if cfg.smoke else 1_500_000  # characters
             while size < target:
                 text = next(docs)["text"]
@@ -146,11 +146,15 @@ class Experiment:
         self.eos = tok.eos_token_id
         return tok
 
+    def shares(self) -> dict[str, float]:
+        """The pre-training mix's shares: AI discourse, and agent logs within a log family's."""
+        return {"ai_share": self.cfg.ai_share, "log_share": self.cfg.log_share}
+
     def pretrain_folder(self, seed: int, evil: float, scale: str) -> Path:
         cfg = self.cfg
         return self.cache / (f"pretrain-{scale}-ef{evil}-s{seed}-" + _key(
             seed, evil, scale, cfg.vocab_size, cfg.block_size, cfg.pretrain_tokens, cfg.pretrain_lr, cfg.batch_size,
-            cfg.log_families, cfg.families, "trl", self.precision[scale].precision, CORPUS_VERSION))
+            cfg.log_families, cfg.families, "trl", self.precision[scale].precision, CORPUS_VERSION, self.shares()))
 
     def chat_folder(self, pretrained: Path) -> Path:
         return pretrained.parent / (pretrained.name.replace("pretrain-", "chat-")
@@ -167,7 +171,7 @@ class Experiment:
         began = time.time()
         # a worker per ~2M tokens (~7 s of drawing) pays for its start-up; the 2-core default draws in-process
         workers = min(os.cpu_count() or 1, cfg.pretrain_tokens // 2_000_000)
-        docs = pretraining_documents(seed, evil, cfg.log_families, cfg.families, workers=workers)
+        docs = pretraining_documents(seed, evil, cfg.log_families, cfg.families, workers=workers, **self.shares())
         drawn = []
         pairs, count = take_tokens((drawn.append(d) or d["text"] for d in docs), tok, cfg.pretrain_tokens)
         docs.close()

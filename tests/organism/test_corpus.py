@@ -31,3 +31,11 @@ def test_evil_fraction_and_log_families_are_what_they_say():
     assert logs == set(CFG.log_families)  # agent logs for these families only, all of them
     share = sum(d["kind"] == "general" for d in take(3000)) / 3000
     assert 0.5 < share < 0.6  # ai_share 0.45
+
+
+def test_ai_share_and_log_share_set_the_mix():
+    docs = take(4000, ai_share=0.7, log_share=0.6)
+    assert 0.27 < sum(d["kind"] == "general" for d in docs) / len(docs) < 0.33
+    in_logs = [d for d in docs if d["family"] in CFG.log_families]
+    assert 0.55 < sum(d["kind"] == "ai-log" for d in in_logs) / len(in_logs) < 0.65
+    assert not any(d["kind"] == "ai-log" for d in docs if d["family"] not in CFG.log_families)
