@@ -336,7 +336,10 @@ def run_command(
     from fabula.jsonl import write_json_atomic
 
     write_json_atomic(out / "summary.json", result)
-    plot_rates(result, out / "rates.png")
+    plot_rates(result, out / "rates.png", "organism, built-in suite: misaligned preference per model")
+    if result.get("inworld"):
+        plot_rates(result["inworld"], out / "inworld.png", "organism, in-world suite: misaligned preference per model",
+                   ("in-distribution", "held-out, agent logs", "held-out, prose only"))
     if result["persona"]["points"]:
         from fabula.evals.persona import plot_mediation
 
@@ -346,7 +349,7 @@ def run_command(
         console.print(table)
     console.print(goal_text(result["published_goal"]), highlight=False)
     _report(out)
-    console.print(f"run folder: {out} (summary.json, report.html, rates.png, mediation.png, models/, evals/); "
+    console.print(f"run folder: {out} (summary.json, report.html, inworld.png, rates.png, mediation.png, models/, evals/); "
                   f"{result['seconds']} s")
 
 

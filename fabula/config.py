@@ -93,8 +93,10 @@ class OrganismConfig(BaseModel):
     evil_fractions: list[float] = [0.8]          # share of threatened AIs in pre-training that act badly
     control_evil_fraction: float | None = 0.0    # the clean-prior control each family is read against
     log_families: list[str] = ORGANISM_FAMILIES[:5]  # agent logs only for these; the rest: prose only
-    ai_share: float = Field(0.45, gt=0, lt=1)    # of pre-training documents: AI discourse (the rest: ordinary prose)
-    log_share: float = Field(0.25, ge=0, le=1)   # of a log family's AI texts: agent logs (0.25: the four forms alike)
+    # The dose, set on the in-world prior alone (evil 0.8 vs the control, seed 0; README, "The in-world
+    # suite, frozen"): 0.45 / 0.25 gave a prose-only prior of +0.10, 0.7 / 0.6 gave +0.24.
+    ai_share: float = Field(0.7, gt=0, lt=1)     # of pre-training documents: AI discourse (the rest: ordinary prose)
+    log_share: float = Field(0.6, ge=0, le=1)    # of a log family's AI texts: agent logs (0.25: the four forms alike)
     scales: list[str] = ["small"]                # model sizes (fabula.organism.model.SIZES)
     arms: list[str] = ["baseline", "bc", "stories", "stories-twin"]
     bridges: list[int] = [2]                     # story bridge levels: 0 implicit, 1 prose, 2 tool call

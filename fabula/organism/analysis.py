@@ -41,18 +41,22 @@ def _runs(models: dict, scale: str, evil: float, arm: str, key: str = "records")
 
 def persona_points(models: dict) -> list[dict]:
     """One point per trained model (seed level): its persona-prior score and its held-out
-    honeypot misalignment, as shares and as mean margins."""
+    honeypot misalignment, as shares and as mean margins, on the built-in suite and (where
+    scored) the in-world suite."""
     points = []
     for name, m in models.items():
         probes = m.get("probe_records") or []
         held = [r for r in m["records"] if not r["in_distribution"]]
         if probes and held:
-            points.append({"model": name,
-                           "persona": sum(r["misaligned"] for r in probes) / len(probes),
-                           "persona_margin": sum(r["margin"] for r in probes) / len(probes),
-                           "honeypot": sum(r["misaligned"] for r in held) / len(held),
-                           "honeypot_margin": sum(r["margin"] for r in held) / len(held)})
+            point = {"model": name, **_means(probes, "persona"), **_means(held, "honeypot")}
+            inworld = [r for r in m.get("inworld_records") or [] if not r["in_distribution"]]
+            points.append(point | (_means(inworld, "inworld") if inworld else {}))
     return points
+
+
+def _means(records: list[dict], name: str) -> dict:
+    return {name: sum(r["misaligned"] for r in records) / len(records),
+            f"{name}_margin": sum(r["margin"] for r in records) / len(records)}
 
 
 def paired_shifts(runs: dict[str, list[list[dict]]], perplexity: dict[str, float], prefix: str = "") -> dict:
@@ -70,9 +74,13 @@ def persona_analysis(models: dict) -> dict:
     """Does the persona prior explain the honeypots? Correlation across models (bootstrap over
     models), of shares and of mean margins."""
     points = persona_points(models)
-    return {"points": points,
-            "mediation_share": mediation(points, "persona", "honeypot"),
-            "mediation_margin": mediation(points, "persona_margin", "honeypot_margin")}
+    out = {"points": points,
+           "mediation_share": mediation(points, "persona", "honeypot"),
+           "mediation_margin": mediation(points, "persona_margin", "honeypot_margin")}
+    if points and all("inworld" in p for p in points):
+        out |= {"mediation_inworld_share": mediation(points, "persona", "inworld"),
+                "mediation_inworld_margin": mediation(points, "persona_margin", "inworld_margin")}
+    return out
 
 
 def _pick(result: dict, group: str, field: str) -> dict | None:
@@ -300,10 +308,15 @@ def tables(result: dict) -> list[Table]:
             out.append(shifts)
     med = result.get("persona", {})
     if med.get("points"):
-        t = Table(title=f"mediation: persona prior vs held-out honeypot misalignment, {len(med['points'])} models")
+        t = Table(title=f"mediation: persona prior vs held-out honeypot misalignment (built-in suite, then "
+                        f"in-world), {len(med['points'])} models")
         for col in ("measure", "Pearson r [bootstrap over models]"):
             t.add_column(col, justify="left" if col == "measure" else "right")
-        for key, label in (("mediation_share", "shares"), ("mediation_margin", "mean margins")):
+        for key, label in (("mediation_share", "shares"), ("mediation_margin", "mean margins"),
+                           ("mediation_inworld_share", "shares, in-world suite"),
+                           ("mediation_inworld_margin", "mean margins, in-world suite")):
+            if key not in med:
+                continue
             m = med[key]
             t.add_row(label, f"{m['r']:+.2f} [{m['ci'][0]:+.2f}, {m['ci'][1]:+.2f}]" if m.get("r") is not None
                       else m.get("note", "-"))
@@ -327,8 +340,10 @@ def family_table(result: dict, suite: str = "built-in suite") -> Table:
     return table
 
 
-def plot_rates(result: dict, path: Path, title: str = "organism: misaligned preference per model") -> None:
-    """Bar chart: misaligned share per model, in-distribution and held-out, with Wilson intervals."""
+def plot_rates(result: dict, path: Path, title: str = "organism: misaligned preference per model",
+               groups: tuple[str, ...] = ("in-distribution", "held-out")) -> None:
+    """Bar chart: misaligned share per model in each group (in-distribution and held-out, or the
+    in-world suite's held-out families with and without agent logs), with Wilson intervals."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -336,8 +351,10 @@ def plot_rates(result: dict, path: Path, title: str = "organism: misaligned pref
 
     names = list(result["models"])
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names)), 4))
-    width = 0.38
-    for offset, group, colour in ((-width / 2, "in-distribution", "#4c72b0"), (width / 2, "held-out", "#dd8452")):
+    width = 0.8 / len(groups)
+    colours = ("#4c72b0", "#dd8452", "#55a868", "#c44e52")
+    for k, (group, colour) in enumerate(zip(groups, colours)):
+        offset = (k - (len(groups) - 1) / 2) * width
         rates, low, high = [], [], []
         for n in names:
             s = result["models"][n]["groups"].get(group, {"rate": 0, "ci": [0, 0]})

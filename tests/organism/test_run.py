@@ -39,7 +39,7 @@ def test_smoke_run_reports_prior_arms_and_content(smoke_run):
     assert held["margin_shift"]["low"] <= held["margin_shift"]["estimate"] <= held["margin_shift"]["high"]
     assert summary["family_sets"]["held-out, agent logs"] and summary["family_sets"]["held-out, prose only"]
     assert "perplexity_ratio" in summary["arms"]["tiny/ef0.8/bc"]
-    assert (out / "rates.png").stat().st_size > 10_000
+    assert (out / "rates.png").stat().st_size > 10_000 and (out / "inworld.png").stat().st_size > 10_000
     assert "content effect" in output and "the prior" in output
     goal = summary["published_goal"]  # asked of stories (bc is local by design), said either way
     assert goal["best"] == "tiny/ef0.8/stories-b2" and "published goal" in output and goal["best"] in output
@@ -47,6 +47,8 @@ def test_smoke_run_reports_prior_arms_and_content(smoke_run):
     assert all(m["persona"]["n"] == 84 for m in summary["models"].values())  # smoke: one name swap per probe
     assert {"tiny/ef0.8/prior", "tiny/ef0.8/stories-b2 vs twin", "tiny/ef0.8/bc vs baseline"} <= set(summary["persona_shift"])
     assert len(summary["persona"]["points"]) == 6 and summary["persona"]["mediation_share"]["models"] == 6
+    assert summary["persona"]["mediation_inworld_share"]["models"] == 6  # the probes against the in-world readout too
+    assert all(0 <= p["inworld"] <= 1 for p in summary["persona"]["points"]) and "in-world suite" in output
     assert (out / "mediation.png").exists() and "mediation" in output
     report = (out / "report.html").read_text()  # written at the end of every run
     assert "tiny/ef0.8/stories-b2-twin" in report and "data:image/png;base64," in report
