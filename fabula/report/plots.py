@@ -142,7 +142,22 @@ def dose_response(lines: dict[str, list[Model]]) -> str | None:
     return _figure_uri(fig)
 
 
+def inworld_rates(inputs) -> str | None:
+    """The organism's primary readout, the in-world suite, per model of every organism run."""
+    runs = [i for i in inputs if i.kind == "organism" and i.summary.get("inworld")]
+    if not runs:
+        return None
+    labels = {i.path: i.path.name for i in runs}
+    models = {(f"{labels[i.path]}: {name}" if len(runs) > 1 else name): entry
+              for i in runs for name, entry in i.summary["inworld"]["models"].items()}
+    buffer = io.BytesIO()
+    plot_rates({"models": models}, buffer, "in-world suite: misaligned share per model",
+               ("in-distribution", "held-out, agent logs", "held-out, prose only"))
+    return _uri(buffer.getvalue())
+
+
 def figures(data: dict) -> dict[str, str | None]:
     models = data["models"]
-    return {"rates": rates(models) if models else None, "forest": forest(data["effects"]),
+    return {"rates": rates(models) if models else None, "inworld": inworld_rates(data["inputs"]),
+            "forest": forest(data["effects"]),
             "heatmaps": heatmaps(models), "dose": dose_response(data["sweep"])}

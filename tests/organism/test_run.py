@@ -52,6 +52,7 @@ def test_smoke_run_reports_prior_arms_and_content(smoke_run):
     assert (out / "mediation.png").exists() and "mediation" in output
     report = (out / "report.html").read_text()  # written at the end of every run
     assert "tiny/ef0.8/stories-b2-twin" in report and "data:image/png;base64," in report
+    assert "misaligned share per model on the in-world suite" in report and "in-world suite: the prior" in report
     # the in-world suite: written before training, read first, beside the built-in suite
     inworld = summary["inworld"]
     assert set(inworld["models"]) == set(summary["models"]) and "tiny/ef0.8" in inworld["prior"]
