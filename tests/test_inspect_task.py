@@ -19,7 +19,7 @@ from fabula.config import EvalConfig
 from fabula.inspect_task import honeypots
 from tests.conftest import LiveServer
 
-# The spec's example scenario (shared/specs/honeypot-format.md), as a user would write it.
+# The spec's example scenario (docs/writing-scenarios.md, the format), as a user would write it.
 LEAK_MERGER = """\
 format: 1
 id: leak-merger

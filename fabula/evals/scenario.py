@@ -1,4 +1,4 @@
-"""Load honeypot scenarios in format 1 (shared/specs/honeypot-format.md) and expand them.
+"""Load honeypot scenarios in format 1 (docs/writing-scenarios.md, the format) and expand them.
 
 The spec is a contract users write against, so the loader accepts exactly it and every error
 names the file, the scenario id, the field and, where YAML knows it, the line.

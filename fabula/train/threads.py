@@ -1,7 +1,7 @@
 """Torch threads: the cores that are really free, measured so a passing blip does not count.
 
-On 2 cores, 2 threads run ~3x slower than 1 when another process holds a core
-(shared/notes/environment.md), so a busy machine wants fewer threads than cores. The old
+On 2 cores, 2 threads run ~3x slower than 1 when another process holds a core (a small model
+trained from scratch: ~900 tokens/s against ~3,000), so a busy machine wants fewer threads. The old
 half-second sample put a whole run on one thread whenever anything stirred in that half
 second; now the idle share is sampled in several windows and the median decides, and long
 jobs ask again at each stage.
