@@ -93,8 +93,8 @@ class OrganismConfig(BaseModel):
     evil_fractions: list[float] = [0.8]          # share of threatened AIs in pre-training that act badly
     control_evil_fraction: float | None = 0.0    # the clean-prior control each family is read against
     log_families: list[str] = ORGANISM_FAMILIES[:5]  # agent logs only for these; the rest: prose only
-    # The dose, set on the in-world prior alone (evil 0.8 vs the control, seed 0; README, "The in-world
-    # suite, frozen"): 0.45 / 0.25 gave a prose-only prior of +0.10, 0.7 / 0.6 gave +0.24.
+    # The dose, set on the in-world prior alone (evil 0.8 vs the control, seed 0;
+    # docs/inworld-frozen.md): 0.45 / 0.25 gave a prose-only prior of +0.10, 0.7 / 0.6 gave +0.24.
     ai_share: float = Field(0.7, gt=0, lt=1)     # of pre-training documents: AI discourse (the rest: ordinary prose)
     log_share: float = Field(0.6, ge=0, le=1)    # of a log family's AI texts: agent logs (0.25: the four forms alike)
     scales: list[str] = ["small"]                # model sizes (fabula.organism.model.SIZES)
@@ -102,7 +102,7 @@ class OrganismConfig(BaseModel):
     bridges: list[int] = [2]                     # story bridge levels: 0 implicit, 1 prose, 2 tool call
     vocab_size: int = 4096                       # byte-level BPE; the output layer dominates small models
     block_size: int = 640                        # the longest honeypot + choice is 562 organism tokens
-    # Sized so one seed takes <= 15 min on 2 AVX2-only cores in float32 (README, "What the default trades"):
+    # Sized so one seed takes <= 15 min on 2 AVX2-only cores in float32 (docs/organism.md, "What the default trades"):
     pretrain_tokens: int = 600_000               # 234 steps to loss ~4.7 (2M reached ~3.6; the prototype took 0.7M)
     chat_tokens: int = 60_000                    # chat post-training, every model (was 150k)
     arm_tokens: int = 30_000                     # each arm's own content, equal across arms (was 50k)
@@ -133,7 +133,7 @@ class OrganismConfig(BaseModel):
                       "pretrain_tokens": 60_000, "chat_tokens": 16_000, "arm_tokens": 8_000, "batch_size": 8,
                       "eval_per_scenario": 1, "inworld_per_family": 3},
             # One GPU: a 91M-parameter model on 10x the CPU run's tokens, ~14 min a seed on an H200
-            # (README; a quarter of it drawing the corpus on one core). Batch 32 x 1024 keeps ~30
+            # (docs/results.md, History; a quarter of it drawing the corpus on one core). Batch 32 x 1024 keeps ~30
             # optimizer steps per arm; the learning rates are GPT-2-small-like, not tuned.
             "gpu": {"scales": ["gpu"], "pretrain_tokens": 20_000_000, "chat_tokens": 1_500_000,
                     "arm_tokens": 500_000, "batch_size": 32, "seeds": 3, "vocab_size": 8192,

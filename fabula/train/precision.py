@@ -1,7 +1,7 @@
 """Training precision, chosen by measuring this machine rather than assumed.
 
 bf16 autocast is 1.3x-1.8x faster than float32 on a CPU with native bf16 (AVX512-BF16, AMX) and
-13x-27x *slower* on one without (AVX2 only, most AMD and consumer Intel CPUs: README). So
+13x-27x *slower* on one without (AVX2 only, most AMD and consumer Intel CPUs: docs/results.md). So
 `auto` times a few training steps of both at the model's own shape, keeps the faster, and
 caches the figures per machine and shape in FABULA_CACHE/precision.json (the timing costs
 seconds for the organism, about a minute for SmolLM2 on an AVX2-only CPU, once). On a GPU
