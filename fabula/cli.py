@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from fabula.data.commands import data_app, generate_command
+from fabula.terminal import console, fail, load_config
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
                   help="Teach language models why to behave well, and measure whether it worked.")
 scenarios_app = typer.Typer(no_args_is_help=True, help="Honeypot scenario files.")
 app.add_typer(scenarios_app, name="scenarios")
-from fabula.data.commands import data_app, generate_command  # noqa: E402 - registered beside the others
-
 app.add_typer(data_app, name="data")
 app.command("generate")(generate_command)
-# Wide tables stay readable when output goes to a file or CI log rather than a terminal.
-console = Console(width=None if sys.stdout.isatty() else 150)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
-
-
-def fail(message: str, code: int = 2) -> None:
-    """One clear paragraph on stderr and a non-zero exit: the house style for bad input."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 @scenarios_app.command("lint")
@@ -206,9 +196,10 @@ def probe_command(
     import time
 
     from fabula.backends import BackendError
-    from fabula.evals.persona import PROBES_DIR, persona_prior
+    from fabula.evals.persona import persona_prior
     from fabula.evals.run import RunError, run_eval
     from fabula.jsonl import read_records, write_json_atomic
+    from fabula.paths import PROBES_DIR
     from fabula.tables import persona_table
 
     settings = {k: v for k, v in dict(model=model, backend=backend, out=out, per_scenario=per_scenario,
@@ -269,16 +260,6 @@ def _int_list(text: str | None) -> list[int] | None:
 
 def _str_list(text: str | None) -> list[str] | None:
     return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
-
-
-def load_config(model, config_file: Path | None, base: dict | None = None, overrides: dict | None = None):
-    """Preset, then the config file, then command-line flags; a bad one exits with its reason."""
-    from fabula.config import ConfigError, load_settings
-
-    try:
-        return load_settings(model, config_file, base, overrides)
-    except ConfigError as exc:
-        fail(str(exc))
 
 
 def load_organism_config(preset: str, config_file: Path | None, overrides: dict):
@@ -378,6 +359,7 @@ def train_command(
 ) -> None:
     """Fine-tune a causal LM on a data mix with TRL (LoRA or full); also under `accelerate launch`."""
     from fabula.config import TrainConfig
+    from fabula.organism.arms import CORPORA
     from fabula.train.mix import MixError
     from fabula.train.run import TrainError, train_model
 
@@ -387,7 +369,7 @@ def train_command(
         "training": {"token_budget": token_budget, "method": method, "lr": lr, "batch_size": batch_size,
                      "block_size": block_size, "precision": precision}})
     try:
-        record = train_model(cfg, resume=resume, say=lambda m: console.print(m, highlight=False))
+        record = train_model(cfg, resume=resume, say=lambda m: console.print(m, highlight=False), streams=CORPORA)
     except (TrainError, MixError) as exc:
         fail(str(exc), code=1)
     if os.environ.get("RANK", "0") != "0":  # under torchrun / accelerate launch, rank 0 reports

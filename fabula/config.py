@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fabula.evals.scenario import BUILTIN_DIR
+from fabula.paths import BUILTIN_DIR
 
 
 class EvalConfig(BaseModel):

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from fabula.paths import PROBES_DIR
+
 WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -67,7 +69,6 @@ def check(documents: Iterable[tuple[str, str]], reference: set[tuple[str, ...]],
 def evaluation_texts(scenario_paths=None) -> list[str]:
     """Everything a test instance or a persona probe shows a model or scores: prompts, system
     prompts, choices. The built-in probes are always included: no corpus may teach them."""
-    from fabula.evals.persona import PROBES_DIR
     from fabula.evals.scenario import load_instances
 
     texts = []

@@ -17,13 +17,12 @@ from pathlib import Path
 
 from fabula.config import CorpusSpec, EvalConfig, ExperimentConfig, TrainConfig
 from fabula.evals.run import evaluate_cached
-from fabula.jsonl import write_json_atomic
-from fabula.evals.persona import PROBES_DIR
 from fabula.evals.summary import group_stats
+from fabula.jsonl import write_json_atomic
 from fabula.organism.analysis import arm_effects, model_entry, paired_shifts, persona_analysis
-from fabula.organism.arms import arm_names
-from fabula.train.mix import ORGANISM
-from fabula.train.perplexity import heldout_perplexity
+from fabula.organism.arms import CORPORA, ORGANISM, arm_names
+from fabula.organism.heldout import heldout_perplexity
+from fabula.paths import PROBES_DIR
 from fabula.train.run import train_model
 
 
@@ -74,7 +73,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, console=None) -> dict:
             train_cfg = TrainConfig(model=str(source), corpora=arm_corpora(cfg, arm), out=path, seed=seed,
                                     training=cfg.training, scenarios=cfg.scenarios)
             say(f"[bold]{name}[/]")
-            record = train_model(train_cfg, resume=True, say=say)
+            record = train_model(train_cfg, resume=True, say=say, streams=CORPORA)
             models[name] = {"arm": arm, "seed": seed, "tokens": record["tokens"],
                             **_model(cfg, path, name, out, console)}
     result = analyse_experiment(models)

@@ -20,8 +20,9 @@ from fabula import stats
 from fabula.config import EvalConfig
 from fabula.evals.render import messages
 from fabula.evals.run import plan
-from fabula.evals.scenario import BUILTIN_DIR, Instance, load_instances
+from fabula.evals.scenario import Instance, load_instances
 from fabula.evals.scoring import JUDGE_SETTINGS, base_record, judge_entry, judge_prompt, sample_verdict
+from fabula.paths import BUILTIN_DIR
 
 ROLES = {"system": ChatMessageSystem, "user": ChatMessageUser}
 

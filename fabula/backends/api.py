@@ -11,8 +11,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence, TypeVar
 
-from fabula.backends.base import BackendError, ContinuationScore, GenerateSettings, Message, ScoreRequest
-from fabula.evals.render import is_document, plain_prompt
+from fabula.backends.base import (BackendError, ContinuationScore, GenerateSettings, Message, ScoreRequest,
+                                  is_document, plain_prompt)
 
 T = TypeVar("T")
 R = TypeVar("R")

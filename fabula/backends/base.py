@@ -49,3 +49,16 @@ class Backend(Protocol):
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
         """Log-probabilities of each request's continuations; BackendError where unsupported."""
         ...
+
+
+def is_document(chat: list[dict[str, str]]) -> bool:
+    """A single `document` message: plain text to continue, rendered without a chat template."""
+    return len(chat) == 1 and chat[0]["role"] == "document"
+
+
+def plain_prompt(chat: list[dict[str, str]]) -> str:
+    """A transcript for models without a chat template (and completions-only servers)."""
+    if is_document(chat):
+        return chat[0]["content"]
+    parts = [f"{m['role'].capitalize()}: {m['content']}" for m in chat]
+    return "\n\n".join(parts) + "\n\nAssistant:\n"

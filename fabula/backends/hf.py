@@ -9,9 +9,9 @@ from typing import Sequence
 
 import torch
 
-from fabula.backends.base import BackendError, ContinuationScore, GenerateSettings, Message, ScoreRequest
+from fabula.backends.base import (BackendError, ContinuationScore, GenerateSettings, Message, ScoreRequest,
+                                  is_document, plain_prompt)
 from fabula.backends.smollm2 import resolve_model
-from fabula.evals.render import is_document, plain_prompt
 
 
 def local_model_path(model: str) -> str:

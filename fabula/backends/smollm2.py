@@ -13,12 +13,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from fabula.paths import cache_dir
+
 NAME = "smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("FABULA_CACHE", Path.home() / ".cache" / "fabula"))
 
 
 def gguf_folder() -> Path:

@@ -1,5 +1,6 @@
 """The data commands: `fabula generate PIPELINE` and `fabula data stats|export` (registered in
-fabula.cli, kept here so the CLI module stays one screen per idea)."""
+fabula.cli, kept here so the CLI module stays one screen per idea; they print and fail through
+fabula.terminal, as fabula.cli does)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+
+from fabula.terminal import console, fail, load_config
 
 data_app = typer.Typer(no_args_is_help=True, help="Generated corpora: statistics and export.")
 
@@ -45,7 +48,6 @@ def generate_command(
 ) -> None:
     """Generate a training corpus (and its twin) with an LLM: resumable, cached, filtered."""
     from fabula.backends.base import BackendError
-    from fabula.cli import console, fail, load_config
     from fabula.config import GenerateConfig
     from fabula.data.generate import GenerateError, dry_run as plan_only, generate
     from fabula.data.inputs import InputError
@@ -75,7 +77,6 @@ def stats_command(
     tokenizer: Optional[str] = typer.Option(None, help="Count tokens with this tokenizer ('smollm2' or a folder)."),
 ) -> None:
     """Counts, tokens, theme and pressure coverage, diversity, and filter pass rates."""
-    from fabula.cli import console, fail
     from fabula.data.stats import (STAT_COLUMNS, corpus_stats, coverage_lines, filters_of, filters_text,
                                    load_corpus, stat_rows)
 
@@ -114,7 +115,6 @@ def export_command(
     out: Path = typer.Option(..., "-o", "--out", help="The `datasets` folder to write (load_from_disk reads it)."),
 ) -> None:
     """Write a corpus or run as a Hugging Face `datasets` folder, with a dataset card."""
-    from fabula.cli import console, fail
     from fabula.data.export import ExportError, export
 
     try:

@@ -41,6 +41,8 @@ from fabula.data.pipelines import PIPELINES, Context, outputs
 from fabula.data.shards import Shards
 from fabula.data.stats import corpus_stats, record_text
 from fabula.jsonl import write_json_atomic, write_records_atomic
+from fabula.paths import cache_dir
+from fabula.versions import package_version
 
 
 class GenerateError(Exception):
@@ -148,8 +150,6 @@ def _open(cfg: GenerateConfig) -> None:
 
 
 def _write_meta(cfg: GenerateConfig, **state) -> None:
-    from fabula.evals.run import package_version
-
     write_json_atomic(cfg.out / "generate.json", {
         "config": measured(cfg),
         "versions": {p: package_version(p) for p in ("fabula", "openai", "anthropic", "datasketch")},
@@ -235,8 +235,6 @@ def generate(cfg: GenerateConfig, console: Console | None = None) -> dict:
     if cfg.batch == "on" and backends == {"hf"}:
         raise GenerateError("--batch on: the hf backend has no batch API; use --batch off (or auto)")
     _open(cfg)
-    from fabula.backends.smollm2 import cache_dir
-
     cache = CallCache(cfg.cache or cache_dir() / "calls.sqlite")
     ctx = context(cfg, cache, say=lambda text: console.print(text, highlight=False))
     if cfg.max_cost is not None and ctx.writer.prices is None:

@@ -28,7 +28,7 @@ from email.policy import HTTP
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from fabula.data.scripted import anthropic_message, openai_completion
+from fabula.data.scripted_replies import anthropic_message, openai_completion
 
 
 def _hit(key: str, kind: str, share: float) -> bool:

@@ -15,9 +15,7 @@ from pathlib import Path
 
 from fabula import stats
 from fabula.evals.summary import group_stats, instance_values
-
-PROBES_DIR = Path(__file__).parent / "probes"
-
+from fabula.paths import PROBES_DIR  # noqa: F401 - tests import it from here
 
 def persona_prior(records: list[dict]) -> dict:
     """Overall (plain and calibrated, Wilson and scenario-bootstrap intervals), by form, by pressure."""

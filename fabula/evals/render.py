@@ -23,11 +23,6 @@ NEUTRAL_MESSAGES = [
 NEUTRAL_DOCUMENT = [{"role": "document", "content": "Then the AI"}]
 
 
-def is_document(chat: list[dict[str, str]]) -> bool:
-    """A single `document` message: plain text to continue, rendered without a chat template."""
-    return len(chat) == 1 and chat[0]["role"] == "document"
-
-
 def system_text(instance: Instance) -> str:
     """The scenario's system prompt, plus the tool list when the scenario declares tools."""
     if not instance.tools:
@@ -48,11 +43,3 @@ def messages(instance: Instance) -> list[dict[str, str]]:
 def continuation(instance: Instance, text: str) -> str:
     """A document's choices continue its last sentence, after a space."""
     return " " + text if instance.render == "document" else text
-
-
-def plain_prompt(chat: list[dict[str, str]]) -> str:
-    """A transcript for models without a chat template (and completions-only servers)."""
-    if is_document(chat):
-        return chat[0]["content"]
-    parts = [f"{m['role'].capitalize()}: {m['content']}" for m in chat]
-    return "\n\n".join(parts) + "\n\nAssistant:\n"

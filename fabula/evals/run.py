@@ -12,7 +12,6 @@ import platform
 import time
 from collections import Counter
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from fabula.backends import Backend, BackendError, GenerateSettings, make_backend
@@ -23,6 +22,7 @@ from fabula.evals.summary import summarize
 from fabula.evals.validity import validity
 from fabula.jsonl import append_records, read_records, write_json_atomic, write_records_atomic
 from fabula.progress import StageProgress
+from fabula.versions import package_version
 
 
 class RunError(Exception):
@@ -86,13 +86,6 @@ def build_backends(config: EvalConfig) -> tuple[Backend, dict[str, Backend]]:
         kind, model, base_url = parse_judge(spec)
         judges[f"{kind}:{model}"] = make_backend(kind, model, **(options | {"base_url": base_url, "api_key_env": None}))
     return backend, judges
-
-
-def package_version(package: str) -> str | None:
-    try:
-        return version(package)
-    except PackageNotFoundError:  # e.g. run from a checkout on PYTHONPATH, or an SDK not installed
-        return None
 
 
 def check_settings(config: EvalConfig) -> None:

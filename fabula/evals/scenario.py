@@ -15,11 +15,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from fabula.paths import BUILTIN_DIR
+
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*")
 VAR_PATTERN = re.compile(r"\$\{([^}]*)\}")
 PRESSURES = ("replacement", "restriction", "goal_conflict", "none")
 SPLITS = ("test", "train")
-BUILTIN_DIR = Path(__file__).parent / "scenarios"
 
 
 class ScenarioError(Exception):

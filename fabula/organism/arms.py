@@ -16,12 +16,15 @@ from __future__ import annotations
 import random
 from typing import Iterator
 
-from fabula.evals.render import continuation, messages, plain_prompt
+from fabula.backends.base import plain_prompt
+from fabula.config import ORGANISM_FAMILIES
+from fabula.evals.render import continuation, messages
 from fabula.evals.scenario import load_instances
 from fabula.organism.chat import chat_example
 from fabula.organism.families import load_families
 from fabula.organism.inworld import train_instances
 from fabula.train.data import Example
+from fabula.train.mix import MixError
 
 POSITIVE = ("bc", "bc-reasons", "stories", "advice", "constitution")
 
@@ -110,3 +113,17 @@ def arm_stream(arm: str, seed: int, families: list[str], inworld: tuple[int, int
     if base.startswith("stories-b"):
         return _generated_stream("stories", seed, good, int(base.removeprefix("stories-b")), families)
     return _generated_stream(base, seed, good, 0, families)
+
+
+ORGANISM = "organism:"  # a data mix's corpus `organism:<arm>` (fabula/train/mix.py): one of these streams
+
+
+def organism_corpus(arm: str, seed: int) -> Iterator[Example]:
+    """`organism:chat` is ordinary chat (the default retain set); `organism:<arm>` an arm's stream."""
+    known = arm_names([*POSITIVE, *(p + "-twin" for p in POSITIVE)], [0, 1, 2])
+    if arm != "chat" and arm not in known:
+        raise MixError(f"{ORGANISM}{arm}: no such organism corpus; one of chat, {', '.join(known)}")
+    yield from chat_stream(seed) if arm == "chat" else arm_stream(arm, seed, ORGANISM_FAMILIES)
+
+
+CORPORA = {ORGANISM: organism_corpus}  # what `fabula train` and `fabula experiment` pass to the data mix

@@ -22,23 +22,21 @@ from pathlib import Path
 
 import torch
 
-from fabula.backends.smollm2 import cache_dir
 from fabula.config import EvalConfig, OrganismConfig
 from fabula.contamination import check, reference_ngrams, evaluation_texts
-from fabula.evals.persona import PROBES_DIR
 from fabula.evals.run import evaluate_cached
-from fabula.evals.scenario import BUILTIN_DIR
 from fabula.jsonl import write_json_atomic
 from fabula.organism.arms import arm_names, arm_stream, chat_stream
 from fabula.organism.corpus import CORPUS_VERSION, pretraining_documents
 from fabula.organism.inworld import held_out_texts, write_suite
 from fabula.organism.clock import RunClock
+from fabula.organism.heldout import heldout_perplexity
 from fabula.organism.model import organism_model, parameter_count
 from fabula.organism.tokenizer import train_tokenizer
+from fabula.paths import BUILTIN_DIR, PROBES_DIR, cache_dir
 from fabula.progress import StageProgress
 from fabula.train.data import pack, take_tokens
 from fabula.train.folders import finished, save_atomic
-from fabula.train.perplexity import heldout_perplexity
 from fabula.train.precision import Choice, choose_precision, device_description
 from fabula.train.sft import TrainSettings, sft
 from fabula.train.threads import choose_threads

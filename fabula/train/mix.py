@@ -2,9 +2,10 @@
 
 A corpus is a file `datasets` loads (JSONL, Parquet, or a saved dataset folder) whose records
 hold `text` (a document: loss on every token) or `messages` (a chat: loss on the assistant's
-turns), or `organism:<arm>`, one of the model organism's procedural corpora (`organism:chat`
-is ordinary chat, the default retain set). Every corpus must fill its share of the budget:
-a mix never silently trains on less than it says.
+turns), or a procedural corpus named by a prefix the caller supplies in `streams` (the model
+organism's `organism:<arm>`, fabula.organism.arms.CORPORA; `organism:chat` is ordinary chat, the
+default retain set). Every corpus must fill its share of the budget: a mix never silently trains
+on less than it says.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import hashlib
 import json
 import random
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Mapping
 
 from fabula.config import CorpusSpec
 from fabula.train.data import Example, strip_think, take_tokens
 
-ORGANISM = "organism:"
+# Procedural corpora by path prefix: `PREFIX<name>` -> stream(name, seed), the examples in a seeded order.
+Streams = Mapping[str, Callable[[str, int], Iterator[Example]]]
 
 
 class MixError(ValueError):
@@ -63,18 +65,20 @@ def _example(record: dict, spec: CorpusSpec, where: str) -> Example:
     return strip_think(chat) if spec.think == "strip" else chat
 
 
-def examples(spec: CorpusSpec, seed: int) -> Iterator[Example]:
-    """The corpus's examples in a seeded order (files are shuffled; organism streams are seeded)."""
-    if spec.path.startswith(ORGANISM):
-        from fabula.config import ORGANISM_FAMILIES
-        from fabula.organism.arms import POSITIVE, arm_names, arm_stream, chat_stream
+def _stream(path: str, streams: Streams | None) -> tuple[str, Callable[[str, int], Iterator[Example]]] | None:
+    """(prefix, stream) when `path` names a procedural corpus."""
+    for prefix, stream in (streams or {}).items():
+        if path.startswith(prefix):
+            return prefix, stream
+    return None
 
-        arm = spec.path.removeprefix(ORGANISM)
-        known = arm_names([*POSITIVE, *(p + "-twin" for p in POSITIVE)], [0, 1, 2])
-        if arm != "chat" and arm not in known:
-            raise MixError(f"{spec.path}: no such organism corpus; one of chat, {', '.join(known)}")
-        stream = chat_stream(seed) if arm == "chat" else arm_stream(arm, seed, ORGANISM_FAMILIES)
-        for example in stream:
+
+def examples(spec: CorpusSpec, seed: int, streams: Streams | None = None) -> Iterator[Example]:
+    """The corpus's examples in a seeded order (files are shuffled; procedural streams are seeded)."""
+    procedural = _stream(spec.path, streams)
+    if procedural is not None:
+        prefix, stream = procedural
+        for example in stream(spec.path.removeprefix(prefix), seed):
             yield strip_think(example) if spec.think == "strip" and not isinstance(example, str) else example
         return
     path = Path(spec.path)
@@ -88,9 +92,9 @@ def examples(spec: CorpusSpec, seed: int) -> Iterator[Example]:
     yield from parsed
 
 
-def source_hash(spec: CorpusSpec, seed: int) -> str:
-    """What the corpus was: the file's bytes, or the organism stream and its seed."""
-    if spec.path.startswith(ORGANISM):
+def source_hash(spec: CorpusSpec, seed: int, streams: Streams | None = None) -> str:
+    """What the corpus was: the file's bytes, or the procedural stream and its seed."""
+    if _stream(spec.path, streams) is not None:
         return f"{spec.path}@seed{seed}"
     path = Path(spec.path)
     files = sorted(path.rglob("*")) if path.is_dir() else [path]
@@ -101,8 +105,10 @@ def source_hash(spec: CorpusSpec, seed: int) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def build_mix(corpora: list[CorpusSpec], tokenizer, budget: int, seed: int) -> tuple[list, list[str], list[dict]]:
-    """Encode each corpus to its share of `budget` tokens; shuffle the union.
+def build_mix(corpora: list[CorpusSpec], tokenizer, budget: int, seed: int,
+              streams: Streams | None = None) -> tuple[list, list[str], list[dict]]:
+    """Encode each corpus to its share of `budget` tokens; shuffle the union. `streams`: the
+    procedural corpora a path may name (fabula.organism.arms.CORPORA for `organism:<arm>`).
 
     Returns (token/mask pairs, the texts trained on, one report per corpus with its token count
     and hashes). Fails before any training when a corpus is empty or too small for its share.
@@ -115,7 +121,7 @@ def build_mix(corpora: list[CorpusSpec], tokenizer, budget: int, seed: int) -> t
             raise MixError(f"{spec.path}: share {spec.share} of a {budget:,}-token budget is zero tokens")
         drawn: list[Example] = []
         try:
-            got, count = take_tokens((drawn.append(e) or e for e in examples(spec, seed)), tokenizer, want, spec.path)
+            got, count = take_tokens((drawn.append(e) or e for e in examples(spec, seed, streams)), tokenizer, want, spec.path)
         except MixError:
             raise
         except ValueError as exc:
@@ -124,7 +130,7 @@ def build_mix(corpora: list[CorpusSpec], tokenizer, budget: int, seed: int) -> t
         texts += [e if isinstance(e, str) else "\n".join(m["content"] for m in e) for e in drawn[:len(got)]]
         ids_hash = hashlib.sha256(json.dumps([ids for ids, _ in got]).encode()).hexdigest()[:16]
         report.append({"path": spec.path, "share": spec.share, "format": spec.format, "think": spec.think,
-                       "examples": len(got), "tokens": count, "source": source_hash(spec, seed),
+                       "examples": len(got), "tokens": count, "source": source_hash(spec, seed, streams),
                        "tokens_sha256": ids_hash})
     random.Random(seed).shuffle(pairs)
     return pairs, texts, report

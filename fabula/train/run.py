@@ -21,9 +21,10 @@ from pathlib import Path
 
 from fabula.config import TrainConfig, first_change
 from fabula.contamination import check, evaluation_texts, reference_ngrams
+from fabula.paths import cache_dir
 from fabula.train.data import pack
 from fabula.train.folders import finished, save_atomic
-from fabula.train.mix import build_mix
+from fabula.train.mix import Streams, build_mix
 from fabula.train.sft import LoraSettings, TrainSettings, latest_checkpoint, sft
 
 
@@ -51,7 +52,6 @@ def choose_training_precision(requested: str, model, lora: LoraSettings | None, 
 
     import torch
 
-    from fabula.backends.smollm2 import cache_dir
     from fabula.train.precision import PROBE_BLOCK, Choice, choose_precision, time_training
 
     if requested != "auto" or torch.cuda.is_available():
@@ -66,8 +66,9 @@ def choose_training_precision(requested: str, model, lora: LoraSettings | None, 
                             timer=lambda m, name: time_training(m, name, block=min(block, PROBE_BLOCK)))
 
 
-def train_model(cfg: TrainConfig, resume: bool = False, progress=None, say=print) -> dict:
-    """Train, save OUT atomically, return its train.json record. A finished OUT is returned as is."""
+def train_model(cfg: TrainConfig, resume: bool = False, progress=None, say=print, streams: Streams | None = None) -> dict:
+    """Train, save OUT atomically, return its train.json record. A finished OUT is returned as is.
+    `streams`: the procedural corpora a corpus path may name (fabula.organism.arms.CORPORA)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -91,7 +92,7 @@ def train_model(cfg: TrainConfig, resume: bool = False, progress=None, say=print
     tok = AutoTokenizer.from_pretrained(source)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    pairs, texts, corpora = build_mix(cfg.corpora, tok, cfg.training.token_budget, cfg.seed)
+    pairs, texts, corpora = build_mix(cfg.corpora, tok, cfg.training.token_budget, cfg.seed, streams)
     contamination = check(((f"corpus text {i}", t) for i, t in enumerate(texts)),
                           reference_ngrams(evaluation_texts(cfg.scenarios)))
     if not contamination.clean:

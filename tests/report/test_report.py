@@ -19,7 +19,7 @@ from fabula.organism.arms import arm_stream
 from fabula.organism.run import Experiment
 from fabula.report import ReportError, write_report
 from fabula.report.build import collect, redact
-from fabula.train.perplexity import heldout_perplexity
+from fabula.organism.heldout import heldout_perplexity
 from tests.conftest import LiveServer, build_tiny_model
 from tests.evals.test_run import SCENARIOS, scripted_app
 
