@@ -133,7 +133,7 @@ def readout(models: dict, key: str, log_families: list[str], control: float | No
     and each positive arm against its twin."""
     keys = model_keys(models)
     sets = family_sets(next(iter(models.values()))[key], log_families)
-    out: dict = {"models": {}, "prior": {}, "arms": {}, "content": {}, "undone": {},
+    out: dict = {"models": {}, "prior": {}, "arms": {}, "content": {}, "reasons": {}, "undone": {},
                  "family_sets": {k: sorted(v) for k, v in sets.items()}}
     for scale, evil, arm in keys:
         perplexities = [m["perplexity"] for m in models.values()
@@ -151,6 +151,9 @@ def readout(models: dict, key: str, log_families: list[str], control: float | No
             versus_base, versus_twin = arm_effects({arm: _runs(models, scale, evil, arm, key) for arm in arms}, ppl, sets)
             out["arms"] |= {f"{tag}/{arm}": e for arm, e in versus_base.items()}
             out["content"] |= {f"{tag}/{arm}": e for arm, e in versus_twin.items()}
+            if {"bc", "bc-reasons"} <= set(arms):  # does reasoning about values beat plain cloning? (paired)
+                out["reasons"][f"{tag}/bc-reasons vs bc"] = compare_groups(
+                    _runs(models, scale, evil, "bc", key), _runs(models, scale, evil, "bc-reasons", key), family_sets=sets)
             if control_runs and "baseline" in arms:
                 out["undone"] |= {f"{tag}/{arm}": undone(control_runs, _runs(models, scale, evil, "baseline", key),
                                                          _runs(models, scale, evil, arm, key), sets)
@@ -253,8 +256,9 @@ def readout_tables(result: dict, suite: str) -> list[Table]:
     out = [rates, family_table(result, suite)]
     for title, key in (("the prior: evil_fraction model minus the control (paired)", "prior"),
                        ("each arm against baseline", "arms"),
-                       ("content effect: each arm against its bad-AI twin", "content")):
-        if not result[key]:
+                       ("content effect: each arm against its bad-AI twin", "content"),
+                       ("value reasoning: bc-reasons against plain bc", "reasons")):
+        if not result.get(key):
             continue
         t = Table(title=f"{suite}: {title}")
         for col in ("comparison", "group", "share shift", "margin shift", "ratio (log CI)", "ratio (bootstrap)", "p",
