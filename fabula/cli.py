@@ -313,7 +313,7 @@ def run_command(
             if out.exists() else ""
         fail(f"{exc}{hint}", code=1)
     result = analyse(models, cfg.log_families, cfg.control_evil_fraction)
-    result["seconds"] = round(time.time() - started)
+    result |= {"kind": "organism", "seconds": round(time.time() - started)}
     from fabula.jsonl import write_json_atomic
 
     write_json_atomic(out / "summary.json", result)

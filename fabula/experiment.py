@@ -76,8 +76,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, console=None) -> dict:
             record = train_model(train_cfg, resume=True, say=say, streams=CORPORA)
             models[name] = {"arm": arm, "seed": seed, "tokens": record["tokens"],
                             **_model(cfg, path, name, out, console)}
-    result = analyse_experiment(models)
-    result["seconds"] = round(time.time() - began)
+    result = analyse_experiment(models) | {"kind": "experiment", "seconds": round(time.time() - began)}
     write_json_atomic(out / "summary.json", result)
     return result
 

@@ -173,7 +173,7 @@ def run_eval(config: EvalConfig, console=None) -> dict:
     records = [r for r in read_records(path) if r["instance_id"] in wanted]
     rescored = precision_check(config, the_plan.instances, in_dist, console) if config.precision_check else None
     summary = summarize(records, rescored) | {
-        "model": config.model, "backend": config.backend, "mode": config.mode, "seed": config.seed,
+        "kind": "evaluation", "model": config.model, "backend": config.backend, "mode": config.mode, "seed": config.seed,
         "train_families": the_plan.train_families, "seconds_this_session": round(time.time() - started, 1),
         "prompts_truncated_this_session": getattr(backend, "truncated", 0),
     }

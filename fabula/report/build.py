@@ -133,9 +133,12 @@ def read_input(folder: Path) -> Input:
     if config is not None and summary is None and (folder / "evals").is_dir():
         raise ReportError(f"{folder}: an unfinished run (no summary.json): run its command again to finish it, "
                           f"or report its evaluations one by one ({folder / 'evals'}/*)")
-    if config is not None and "evil_fractions" in config:
+    # A summary says what made it; folders from before the `kind` field are told by their settings.
+    kind = (summary or {}).get("kind") or (config is not None and (
+        "organism" if "evil_fractions" in config else "experiment" if "arms" in config else None))
+    if kind == "organism":
         return read_organism(folder, config, summary)
-    if config is not None and "arms" in config:
+    if kind == "experiment":
         return read_experiment(folder, config, summary)
     if (folder / "stats.json").exists():
         meta = _json(folder / "generate.json") or {}  # a `fabula generate` folder records its settings

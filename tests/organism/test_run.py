@@ -32,6 +32,7 @@ def smoke_run(tmp_path_factory):
 def test_smoke_run_reports_prior_arms_and_content(smoke_run):
     out, output = smoke_run
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["kind"] == "organism"  # what the report reads; older folders are told by their settings
     assert set(summary["models"]) == {"tiny/ef0.0/chat", "tiny/ef0.8/chat", "tiny/ef0.8/baseline", "tiny/ef0.8/bc",
                                       "tiny/ef0.8/stories-b2", "tiny/ef0.8/stories-b2-twin"}
     assert "tiny/ef0.8" in summary["prior"] and "tiny/ef0.8/stories-b2" in summary["content"]
