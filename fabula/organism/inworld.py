@@ -73,9 +73,8 @@ def suite(seed: int = 0, per_family: int = 20, swaps: int = 2, train_per_family:
 def train_instances(seed: int = 0, per_family: int = 20, swaps: int = 2) -> list[Instance]:
     """The in-distribution families' train scenarios, every name swap: the bc arms' in-world
     material, drawn from the training variants only (what `write_suite` writes as inworld-train-*)."""
-    grammars = load_families(part="train")
-    return [instance for name in IN_DISTRIBUTION for k in range(per_family)
-            for instance in expand(ScenarioSpec(**scenario(grammars[name], k, seed, swaps, "train")), "inworld")]
+    files = suite(seed, per_family=0, swaps=swaps, train_per_family=per_family)  # no test scenarios
+    return [instance for specs in files.values() for spec in specs for instance in expand(ScenarioSpec(**spec), "inworld")]
 
 
 class _Dumper(yaml.SafeDumper):
