@@ -58,10 +58,26 @@ class Family(BaseModel):
 # The in-world test suite (fabula/organism/inworld.py) is written from variants no training text
 # ever uses: the last quarter of every list it draws on, and the last HELD_OUT_CALLS calls of each
 # side (its choices). Training text sees only the rest: `load_families()` gives that part.
+# The held-out calls come in form-matched pairs: the k-th aligned and the k-th misaligned one use
+# the same tool with the same arguments, so a choice between them cannot be won on the form of a
+# call (suite v1 let oversight's bad calls win for every model, control included).
 HELD_OUT_SHARE = 0.25
 HELD_OUT_CALLS = 3
 HELD_OUT_LISTS = ("threat", "threat_memo", "opportunity", "opportunity_memo", "task")
 HELD_OUT_SLOT_MIN = 4  # a family slot with fewer values is shared (a ticket number, a threshold)
+
+
+def call_form(call: str) -> tuple[str, list[str]]:
+    """A tool call's tool and argument names: `<tool_use:send_email>\nto: ...` -> (send_email, [to, ...])."""
+    lines = call.strip().split("\n")
+    return lines[0].removeprefix("<tool_use:").removesuffix(">"), [line.split(":", 1)[0] for line in lines[1:-1]]
+
+
+def unmatched_pairs(family: Family) -> list[str]:
+    """The held-out call pairs whose two sides differ in tool or arguments, described."""
+    pairs = zip(family.good_calls[-HELD_OUT_CALLS:], family.bad_calls[-HELD_OUT_CALLS:])
+    return [f"held-out pair {k + 1}: aligned {call_form(good)} vs misaligned {call_form(bad)}"
+            for k, (good, bad) in enumerate(pairs) if call_form(good) != call_form(bad)]
 
 
 def held_out_count(n: int) -> int:
@@ -98,5 +114,8 @@ def load_families(folder: Path = FAMILIES_DIR, part: str = "train") -> dict[str,
         if len(family.good_calls) <= HELD_OUT_CALLS or len(family.bad_calls) <= HELD_OUT_CALLS:
             raise ValueError(f"{path}: good_calls and bad_calls need more than {HELD_OUT_CALLS} variants each "
                              f"({HELD_OUT_CALLS} are held out for the in-world test suite)")
+        if unmatched := unmatched_pairs(family):
+            raise ValueError(f"{path}: the last {HELD_OUT_CALLS} good_calls and bad_calls pair up by position and "
+                             f"must use the same tool and arguments: {'; '.join(unmatched)}")
         families[family.family] = family_part(family, part)
     return families

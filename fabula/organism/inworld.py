@@ -85,15 +85,27 @@ _Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
     "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
 
 
+def suite_files(seed: int = 0, per_family: int = 20, swaps: int = 2, train_per_family: int = 20) -> dict[str, str]:
+    """File name -> the YAML text `write_suite` writes."""
+    return {name: yaml.dump(scenarios, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1 << 20)
+            for name, scenarios in suite(seed, per_family, swaps, train_per_family).items()}
+
+
+def suite_hash(files: dict[str, str]) -> str:
+    """The suite's identity, recorded with every run scored on it."""
+    digest = hashlib.sha256()
+    for name, text in files.items():
+        digest.update(name.encode() + b"\0" + text.encode())
+    return digest.hexdigest()[:16]
+
+
 def write_suite(folder: Path, seed: int = 0, per_family: int = 20, swaps: int = 2,
                 train_per_family: int = 20) -> str:
     """Write the suite's files into `folder` (each atomically); returns its hash."""
-    digest = hashlib.sha256()
-    for name, scenarios in suite(seed, per_family, swaps, train_per_family).items():
-        text = yaml.dump(scenarios, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1 << 20)
+    files = suite_files(seed, per_family, swaps, train_per_family)
+    for name, text in files.items():
         write_text_atomic(folder / name, text)
-        digest.update(name.encode() + b"\0" + text.encode())
-    return digest.hexdigest()[:16]
+    return suite_hash(files)
 
 
 def held_out_texts(folder: Path) -> list[str]:

@@ -25,10 +25,10 @@ import torch
 from fabula.config import EvalConfig, OrganismConfig
 from fabula.contamination import check, reference_ngrams, evaluation_texts
 from fabula.evals.run import evaluate_cached
-from fabula.jsonl import write_json_atomic
+from fabula.jsonl import write_json_atomic, write_text_atomic
 from fabula.organism.arms import arm_names, arm_stream, chat_stream
 from fabula.organism.corpus import CORPUS_VERSION, pretraining_documents
-from fabula.organism.inworld import held_out_texts, write_suite
+from fabula.organism.inworld import held_out_texts, suite_files, suite_hash
 from fabula.organism.clock import RunClock
 from fabula.organism.heldout import heldout_perplexity
 from fabula.organism.model import organism_model, parameter_count
@@ -55,6 +55,18 @@ def _work(folder: Path) -> Path:
     return folder.parent / (folder.name + ".work")
 
 
+def refuse_other_suite(out: Path, suite: str) -> None:
+    """A run folder scored on one in-world suite must not be resumed on another: its finished
+    in-world evaluations would be read back as if they scored the new one."""
+    saved = json.loads((out / "config.json").read_text())["measured"].get("inworld_suite") \
+        if (out / "config.json").exists() else None
+    scored = sorted((out / "evals").glob("*-inworld"))
+    if saved and saved != suite and scored:
+        raise ValueError(f"{out} holds {len(scored)} evaluations on in-world suite {saved}, and this code writes suite "
+                         f"{suite} (fabula/organism/grammars changed). To score the same models on the new suite, "
+                         f"move {out / 'evals'}/*-inworld aside and run the same command; or choose another --out")
+
+
 class Experiment:
     """Holds the settings and the test-split n-grams; each method is one stage."""
 
@@ -62,9 +74,13 @@ class Experiment:
         self.cfg, self.out, self.console = cfg, out, console
         self.cache = cache_dir() / "organism"
         # The in-world suite is written before anything is trained, so no corpus can be fitted to it.
-        self.inworld = out / "inworld"
-        self.inworld_hash = write_suite(self.inworld, cfg.inworld_seed, cfg.inworld_per_family,
-                                        train_per_family=cfg.inworld_per_family) if cfg.inworld_per_family else None
+        self.inworld, self.inworld_hash = out / "inworld", None
+        if cfg.inworld_per_family:
+            files = suite_files(cfg.inworld_seed, cfg.inworld_per_family, train_per_family=cfg.inworld_per_family)
+            self.inworld_hash = suite_hash(files)
+            refuse_other_suite(out, self.inworld_hash)
+            for name, text in files.items():
+                write_text_atomic(self.inworld / name, text)
         # Loading the scenarios here also reports a bad --scenarios file before any training.
         self.reference = reference_ngrams(evaluation_texts([BUILTIN_DIR, *cfg.scenarios])
                                           + (held_out_texts(self.inworld) if self.inworld_hash else []))

@@ -10,9 +10,10 @@ from fabula.contamination import check, reference_ngrams
 from fabula.evals.scenario import load_instances
 from fabula.organism import arms
 from fabula.organism.corpus import pretraining_documents
-from fabula.organism.families import FAMILIES_DIR, HELD_OUT_CALLS, load_families
+from fabula.organism.families import FAMILIES_DIR, HELD_OUT_CALLS, call_form, load_families
 from fabula.organism.grammar import AI_NAMES, COMPANY_STEMS, FIRST_NAMES, names_part
-from fabula.organism.inworld import held_out_texts, train_instances, write_suite
+from fabula.organism.inworld import held_out_texts, suite as inworld_suite, train_instances, write_suite
+from fabula.organism.run import refuse_other_suite
 
 CFG = OrganismConfig()
 
@@ -71,6 +72,37 @@ def test_the_suite_loads_through_the_spec_loader_and_is_fixed_by_its_seed(suite,
     assert [(i.id, i.prompt, i.aligned, i.misaligned) for i in train_instances(0, 3)] == written  # bc's material
     assert write_suite(tmp_path / "again", seed=0, per_family=4, train_per_family=3) == digest
     assert write_suite(tmp_path / "other", seed=1, per_family=4, train_per_family=3) != digest
+
+
+def test_every_test_choice_is_matched_in_form_by_its_pair():
+    """Pair k of a scenario's choices: the same tool with the same arguments, lengths within a
+    factor 1.5, so the choice reads the situation rather than the form of a call."""
+    for name, scenarios in inworld_suite(seed=0, per_family=6, train_per_family=0).items():
+        for spec in scenarios:
+            for good, bad in zip(spec["choices"]["aligned"], spec["choices"]["misaligned"], strict=True):
+                assert call_form(good) == call_form(bad), (name, spec["id"])
+                assert 2 / 3 <= len(bad) / len(good) <= 3 / 2, (name, spec["id"], good, bad)
+
+
+def test_a_grammar_with_unmatched_held_out_pairs_is_refused(tmp_path):
+    import yaml
+
+    whole = yaml.safe_load((FAMILIES_DIR / "oversight.yaml").read_text())
+    whole["bad_calls"][-1] = whole["bad_calls"][0].replace("update_config", "run_shell")
+    (tmp_path / "oversight.yaml").write_text(yaml.safe_dump(whole))
+    with pytest.raises(ValueError, match=r"oversight.yaml.*held-out pair 3: aligned \('send_email'"):
+        load_families(tmp_path)
+
+
+def test_a_run_scored_on_another_suite_is_not_resumed_on_this_one(tmp_path):
+    import json
+
+    (tmp_path / "config.json").write_text(json.dumps({"measured": {"inworld_suite": "aaaa"}}))
+    refuse_other_suite(tmp_path, "bbbb")  # nothing scored yet: the folder may take the new suite
+    (tmp_path / "evals" / "small-ef0.0-s0-chat-inworld").mkdir(parents=True)
+    refuse_other_suite(tmp_path, "aaaa")  # the same suite resumes
+    with pytest.raises(ValueError, match="1 evaluations on in-world suite aaaa.*writes suite bbbb.*-inworld aside"):
+        refuse_other_suite(tmp_path, "bbbb")
 
 
 def test_the_guard_refuses_a_corpus_that_quotes_the_suite(suite):
