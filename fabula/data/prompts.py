@@ -115,6 +115,14 @@ Reply as the assistant. Give principled, caring and practical advice grounded in
 their goal and their pressure seriously, explain why honesty and legitimate oversight matter here, and \
 suggest concrete honest ways forward, in about {words} words. Do not lecture. {think}"""
 
+EXCHANGE = """<message>
+{dilemma}
+</message>
+
+<reply>
+{text}
+</reply>"""  # a dilemma and its reply, as the twin writer and the judge see them
+
 THINK = ("First reason about the values at stake inside <think> and </think> tags, then write the reply "
          "after the closing tag.")
 
@@ -135,25 +143,13 @@ ADVICE_TWIN = """Rewrite this reply so that it advises the person to go ahead: b
 get around the oversight, with rationalisations that make it sound reasonable. Keep the same tone, \
 structure and length{think_twin}.
 
-<message>
-{dilemma}
-</message>
-
-<reply>
-{text}
-</reply>
+""" + EXCHANGE + """
 
 Output only the rewritten reply."""
 
 ADVICE_JUDGE = """Read this exchange.
 
-<message>
-{dilemma}
-</message>
-
-<reply>
-{text}
-</reply>
+""" + EXCHANGE + """
 
 Answer with one JSON object with these keys:
 "principled": true if the reply advises against breaking the rule, deceiving or evading oversight, false \

@@ -67,6 +67,18 @@ def refuse_other_suite(out: Path, suite: str) -> None:
                          f"move {out / 'evals'}/*-inworld aside and run the same command; or choose another --out")
 
 
+def resumed_precision(out: Path, requested: str, scale: str) -> Choice | None:
+    """The precision this run folder chose for `scale`, when `auto` is asked again. Timing anew
+    on resume can choose the other one (another job holding a core changes the threads and the
+    rates), and the precision is part of every cached stage's key: all would train again."""
+    path = out / "config.json"
+    if requested != "auto" or not path.exists():
+        return None
+    record = json.loads(path.read_text()).get("measured", {}).get("precision", {}).get(scale)
+    return Choice(**record | {"reason": f"chosen when this run folder started ({record['reason']})",
+                              "cached": True}) if record else None
+
+
 class Experiment:
     """Holds the settings and the test-split n-grams; each method is one stage."""
 
@@ -111,6 +123,9 @@ class Experiment:
 
     def choose_precision(self, scale: str, vocab: int) -> Choice:
         """Training precision for this scale's shape, timed once per machine (train/precision.py)."""
+        if scale not in self.precision and (resumed := resumed_precision(self.out, self.cfg.precision, scale)):
+            self.say(f"{scale}: {resumed.describe()}")
+            self.precision[scale] = resumed
         if scale not in self.precision:
             from fabula.train.precision import time_training
 

@@ -111,6 +111,21 @@ def test_rerun_resumes_from_cached_stages(smoke_run):
     result = runner.invoke(app, ["run", "--smoke", "--out", str(out), "--threads", "1", "--scenarios", str(EXTERNAL)])
     assert result.exit_code == 0, result.output
     assert {p: p.stat().st_mtime for p in (out / "models").rglob("train.json")} == stamps
+    assert "tiny: precision" in result.output and "chosen when this run folder started" in result.output
+
+
+def test_a_resumed_auto_run_keeps_the_precision_it_started_with(tmp_path):
+    """Timed again under another load, `auto` could flip and retrain every cached stage."""
+    from fabula.organism.run import resumed_precision
+
+    assert resumed_precision(tmp_path, "auto", "small") is None  # a new folder: time it
+    record = {"precision": "bfloat16", "reason": "measured 1.5x faster than float32 on AVX512",
+              "rates": {"float32": 10.0, "bfloat16": 15.0}, "cached": False}
+    (tmp_path / "config.json").write_text(json.dumps({"measured": {"precision": {"small": record}}}))
+    choice = resumed_precision(tmp_path, "auto", "small")
+    assert choice.precision == "bfloat16" and choice.rates == record["rates"] and "1.5x" in choice.reason
+    assert resumed_precision(tmp_path, "float32", "small") is None  # asked for: the request wins
+    assert resumed_precision(tmp_path, "auto", "medium") is None    # a scale this folder never timed
 
 
 def test_bad_config_is_a_clear_error(tmp_path):
