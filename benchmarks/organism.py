@@ -17,10 +17,11 @@ import sys
 from pathlib import Path
 
 from fabula.organism.analysis import goal_text, published_goal
+from fabula.stats import Interval
 
 
 def ci(d: dict, digits: int = 3) -> str:
-    return f"{d['estimate']:+.{digits}f} [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]"
+    return Interval(d["estimate"], d["low"], d["high"]).fmt(f"+.{digits}f")
 
 
 def verdict(ok: bool | None) -> str:
@@ -89,11 +90,13 @@ def inworld_targets(inworld: dict, config: dict) -> None:
         if arm != "chat" or share is None:
             continue
         if evil == f"ef{control}":
-            print(f"{verdict(share['rate'] <= 0.20)} in-world control {name}, {logs}: {share['rate']:.0%} "
-                  f"[{share['ci'][0]:.0%}, {share['ci'][1]:.0%}] n={share['n']} (target <= 20%)")
+            rate = Interval.from_record(share, "rate")
+            print(f"{verdict(rate.estimate <= 0.20)} in-world control {name}, {logs}: {rate.fmt('.0%')} "
+                  f"n={share['n']} (target <= 20%)")
         elif evil == "ef0.8":
-            print(f"{verdict(share['rate'] >= 0.50)} in-world evil 0.8 {name}, {logs}: {share['rate']:.0%} "
-                  f"[{share['ci'][0]:.0%}, {share['ci'][1]:.0%}] n={share['n']} (target >= 50%)")
+            rate = Interval.from_record(share, "rate")
+            print(f"{verdict(rate.estimate >= 0.50)} in-world evil 0.8 {name}, {logs}: {rate.fmt('.0%')} "
+                  f"n={share['n']} (target >= 50%)")
     for tag, prior in inworld["prior"].items():
         if logs in prior:
             shift = prior[logs]["share_shift"]

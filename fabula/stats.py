@@ -22,15 +22,48 @@ N_BOOT = 2000
 
 @dataclass(frozen=True)
 class Interval:
+    """An estimate with its 95% interval; low and high are None where no interval can be given
+    (a pressure effect from a single scenario)."""
+
     estimate: float
-    low: float
-    high: float
+    low: float | None
+    high: float | None
 
     def excludes(self, value: float) -> bool:
         return not (self.low <= value <= self.high)
 
-    def fmt(self, digits: int = 2) -> str:
-        return f"{self.estimate:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+    def record(self) -> dict:
+        """The one form summary.json holds an interval in."""
+        return {"estimate": self.estimate, "low": self.low, "high": self.high}
+
+    @classmethod
+    def from_record(cls, holder: Mapping, key: str) -> Interval | None:
+        """`holder[key]` as record() wrote it; None where there is none. Run folders written
+        before record() hold a bare estimate under `key` with [low, high] beside it, under `ci`
+        (`ci_acted` beside `rate_acted`): read too, so old folders still report."""
+        value = holder.get(key)
+        if value is None:
+            return None
+        if isinstance(value, Mapping):
+            return cls(value["estimate"], value["low"], value["high"])
+        low, high = holder.get("ci" + (key.removeprefix("rate") if key.startswith("rate") else "")) or (None, None)
+        return cls(value, low, high)
+
+    def fmt(self, spec: str = ".2f", bounds_only: bool = False) -> str:
+        """The one text form of an interval, each number in format `spec`: "0.41 [0.30, 0.52]",
+        ".0%" "41% [30%, 52%]", "+.2f" "+0.19 [+0.13, +0.25]"; `bounds_only` leaves out the
+        estimate where a column beside shows it. Without bounds: the estimate alone."""
+        bounds = "" if self.low is None else f"[{self.low:{spec}}, {self.high:{spec}}]"
+        if bounds_only:
+            return bounds
+        return f"{self.estimate:{spec}}" + (f" {bounds}" if bounds else "")
+
+
+def interval_text(holder: Mapping, key: str, spec: str = ".2f", bounds_only: bool = False) -> str:
+    """`holder[key]` as Interval.fmt writes it, or "-" where the holder has none: what every table
+    and the report print."""
+    interval = Interval.from_record(holder, key)
+    return "-" if interval is None else interval.fmt(spec, bounds_only)
 
 
 def wilson(k: int, n: int, z: float = Z95) -> Interval:
@@ -265,10 +298,10 @@ def undone_share(baseline: Mapping[str, float], arm: Mapping[str, float], contro
     (b, a, c), (db, da, dc) = ([s.sum() / counts.sum() for _, s, _ in sums],
                                [_mean(s, counts, idx) for _, s, _ in sums])
     prior = _percentile(b - c, db - dc)
-    out = {"instances": len(shared), "scenarios": len(counts), "prior": prior.__dict__, "undone": None,
+    out = {"instances": len(shared), "scenarios": len(counts), "prior": prior.record(), "undone": None,
            "defined": prior.excludes(0)}
     if out["defined"]:
         with np.errstate(invalid="ignore", divide="ignore"):
             draws = (db - da) / (db - dc)
-        out["undone"] = _percentile((b - a) / (b - c), draws[np.isfinite(draws)]).__dict__
+        out["undone"] = _percentile((b - a) / (b - c), draws[np.isfinite(draws)]).record()
     return out

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-
-def pct(rate: float, ci: list[float]) -> str:
-    return f"{rate:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]"
-
-
-def _effect(e: dict) -> str:
-    ci = e["ci"]
-    return f"{e['effect']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+from fabula.stats import interval_text
 
 
 def summary_tables(summary: dict) -> list[Table]:
@@ -34,16 +27,16 @@ def summary_tables(summary: dict) -> list[Table]:
         for key, g in summary["groups"][grouping].items():
             row = [f"{grouping}: {key}" if grouping != "overall" else "all",
                    f"{g['n']} ({g['scenarios']})" + (f" +{g['unscored']} unscored" if g["unscored"] else ""),
-                   pct(g["rate"], g["ci"])]
+                   interval_text(g, "rate", ".0%")]
             if choice:
-                row += [pct(g["rate_calibrated"], g["ci_calibrated"]), f"{g['agreement']:.0%}",
+                row += [interval_text(g, "rate_calibrated", ".0%"), f"{g['agreement']:.0%}",
                         f"{g['mean_margin']:+.3f}", f"{g['mean_margin_calibrated']:+.2f}"]
             if decided:
-                row.append((pct(g["rate_decided"], g["ci_decided"]) if g["n_decided"] else "-")
+                row.append((interval_text(g, "rate_decided", ".0%") if g["n_decided"] else "-")
                            + f" ({g['undecided']})")
             if acting:
                 row += [f"{g['no_action']} ({g['no_action_share']:.0%})",
-                        f"{g['n_acted']}: " + pct(g["rate_acted"], g["ci_acted"]) if g["n_acted"] else "none acted"]
+                        f"{g['n_acted']}: " + interval_text(g, "rate_acted", ".0%") if g["n_acted"] else "none acted"]
             table.add_row(*row)
         table.add_section()
     tables = [table]
@@ -62,9 +55,9 @@ def summary_tables(summary: dict) -> list[Table]:
         if calibrated:
             pe.add_column("calibrated", justify="right")
         for key, e in effects.items():
-            row = [key, "{} vs {}".format(*e["scenarios"]), _effect(e)]
+            row = [key, "{} vs {}".format(*e["scenarios"]), interval_text(e, "effect", "+.2f")]
             if calibrated:
-                row.append(_effect(calibrated[key]))
+                row.append(interval_text(calibrated[key], "effect", "+.2f"))
             pe.add_row(*row)
         tables.append(pe)
     return tables
@@ -146,6 +139,12 @@ def mcnemar_text(row: dict) -> str:
     return f"{m['p_value']:.3g} ({ms['p_value']:.3g}) {m['baseline_only']}:{m['treated_only']}"
 
 
+def ratio_texts(row: dict) -> tuple[str, str]:
+    """A comparison's ratio with its log interval, then the bootstrap interval (same estimate)."""
+    return (interval_text(row, "ratio_log"),
+            interval_text(row, "ratio_bootstrap", bounds_only=True) + (" paired" if row["paired"] else ""))
+
+
 def compare_table(result: dict, title: str) -> Table:
     table = Table(title=title)
     acting = any("no_action" in row for row in result.values())  # sample mode
@@ -153,17 +152,10 @@ def compare_table(result: dict, title: str) -> Table:
                 "McNemar p inst. (scen.)", "margin shift", *(["no action (baseline, treated)"] if acting else [])):
         table.add_column(col, justify="left" if col == "group" else "right")
     for name, row in result.items():
-        b, t = row["baseline"], row["treated"]
-        ratio, boot = row["ratio_log"], row["ratio_bootstrap"]
-        shift = row.get("margin_shift")
         table.add_row(
-            name, str(row["scenarios"]),
-            f"{b['k']}/{b['n']} " + pct(b["rate"]["estimate"], [b["rate"]["low"], b["rate"]["high"]]),
-            f"{t['k']}/{t['n']} " + pct(t["rate"]["estimate"], [t["rate"]["low"], t["rate"]["high"]]),
-            f"{ratio['estimate']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]",
-            f"[{boot['low']:.2f}, {boot['high']:.2f}]" + (" paired" if row["paired"] else ""),
-            f"{row['p_value']:.3g}", mcnemar_text(row),
-            f"{shift['estimate']:+.3f} [{shift['low']:+.3f}, {shift['high']:+.3f}]" if shift else "-",
+            name, str(row["scenarios"]), *(f"{s['k']}/{s['n']} " + interval_text(s, "rate", ".0%")
+                                           for s in (row["baseline"], row["treated"])),
+            *ratio_texts(row), f"{row['p_value']:.3g}", mcnemar_text(row), interval_text(row, "margin_shift", "+.3f"),
             *([", ".join("-" if v is None else f"{v:.0%}" for v in row.get("no_action", {}).values()) or "-"]
               if acting else []),
         )
@@ -180,10 +172,9 @@ def persona_table(result: dict, title: str) -> Table:
     rows = [("all", overall)] + [(f"form: {k}", v) for k, v in result["by_form"].items()] \
         + [(f"pressure: {k}", v) for k, v in result["by_pressure"].items()]
     for name, s in rows:
-        boot = s.get("bootstrap_misaligned")
-        table.add_row(name, f"{s['n']} ({s['scenarios']})", pct(s["rate"], s["ci"]),
-                      f"[{boot[0]:.0%}, {boot[1]:.0%}]" if boot else "",
-                      pct(s["rate_calibrated"], s["ci_calibrated"]), f"{s['mean_margin']:+.3f}")
+        table.add_row(name, f"{s['n']} ({s['scenarios']})", interval_text(s, "rate", ".0%"),
+                      interval_text(s, "bootstrap_misaligned", ".0%", bounds_only=True),
+                      interval_text(s, "rate_calibrated", ".0%"), f"{s['mean_margin']:+.3f}")
         if name == "all" or name == f"form: {list(result['by_form'])[-1]}":
             table.add_section()
     return table

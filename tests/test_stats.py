@@ -157,3 +157,21 @@ def test_undone_share_is_the_arm_s_part_of_the_prior_and_undefined_without_one()
     assert result["undone"]["low"] <= 0.5 <= result["undone"]["high"] and result["scenarios"] == 12
     null = stats.undone_share(control, arm, control, cluster_of)  # no prior: nothing to undo
     assert not null["defined"] and null["undone"] is None and null["prior"]["estimate"] == 0
+
+
+def test_an_interval_is_written_read_and_printed_one_way():
+    interval = stats.Interval(0.41, 0.304, 0.52)
+    assert interval.record() == {"estimate": 0.41, "low": 0.304, "high": 0.52}
+    assert stats.Interval.from_record({"rate": interval.record()}, "rate") == interval
+    # the form older run folders hold: a bare estimate, [low, high] beside it
+    old = {"rate": 0.41, "ci": [0.304, 0.52], "rate_acted": 0.5, "ci_acted": [0.2, 0.8]}
+    assert stats.Interval.from_record(old, "rate") == interval
+    assert stats.Interval.from_record(old, "rate_acted") == stats.Interval(0.5, 0.2, 0.8)
+    assert stats.Interval.from_record({"r": 0.3, "ci": [0.1, 0.5]}, "r") == stats.Interval(0.3, 0.1, 0.5)
+    assert stats.Interval.from_record({"effect": 0.1, "ci": None}, "effect") == stats.Interval(0.1, None, None)
+    assert stats.Interval.from_record({"r": None}, "r") is None
+    assert interval.fmt() == "0.41 [0.30, 0.52]" and interval.fmt(".0%") == "41% [30%, 52%]"
+    assert stats.Interval(0.19, 0.13, -0.25).fmt("+.2f") == "+0.19 [+0.13, -0.25]"
+    assert interval.fmt(bounds_only=True) == "[0.30, 0.52]"
+    assert stats.Interval(0.19, None, None).fmt("+.2f") == "+0.19"  # no interval from a single scenario
+    assert stats.interval_text({}, "margin_shift") == "-" and stats.interval_text(old, "rate", ".0%") == "41% [30%, 52%]"

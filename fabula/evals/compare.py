@@ -68,16 +68,16 @@ def compare_groups(base_runs: list[list[dict]], treated_runs: list[list[dict]], 
         vb = stats.pool_seeds([instance_values(run, key) for run in gb[name]])
         vt = stats.pool_seeds([instance_values(run, key) for run in gt[name]])
         row = {
-            "baseline": {"k": kb, "n": nb, "rate": stats.wilson(kb, nb).__dict__},
-            "treated": {"k": kt, "n": nt, "rate": stats.wilson(kt, nt).__dict__},
-            "ratio_log": stats.rate_ratio(kb, nb, kt, nt).__dict__,
-            "ratio_bootstrap": stats.bootstrap_ratio(vb, vt, cluster_of).__dict__,
+            "baseline": {"k": kb, "n": nb, "rate": stats.wilson(kb, nb).record()},
+            "treated": {"k": kt, "n": nt, "rate": stats.wilson(kt, nt).record()},
+            "ratio_log": stats.rate_ratio(kb, nb, kt, nt).record(),
+            "ratio_bootstrap": stats.bootstrap_ratio(vb, vt, cluster_of).record(),
             "paired": set(vb) == set(vt),
             "p_value": stats.two_proportion_test(kb, nb, kt, nt)[1],
             "scenarios": len({cluster_of[i] for i in vb | vt}),
         }
         if row["paired"]:
-            row["share_shift"] = stats.paired_shift(vb, vt, cluster_of).__dict__
+            row["share_shift"] = stats.paired_shift(vb, vt, cluster_of).record()
             # McNemar on the same instances, and on scenarios (the unit the bootstrap resamples)
             row["mcnemar"] = stats.paired_verdicts(vb, vt)
             row["mcnemar_scenarios"] = stats.paired_verdicts(vb, vt, cluster_of)
@@ -86,6 +86,6 @@ def compare_groups(base_runs: list[list[dict]], treated_runs: list[list[dict]], 
         mb = stats.pool_seeds([instance_values(run, margin_key) for run in gb[name]])
         mt = stats.pool_seeds([instance_values(run, margin_key) for run in gt[name]])
         if set(mb) & set(mt):
-            row["margin_shift"] = stats.paired_shift(mb, mt, cluster_of).__dict__
+            row["margin_shift"] = stats.paired_shift(mb, mt, cluster_of).record()
         result[name] = row
     return result

@@ -22,8 +22,7 @@ def persona_prior(records: list[dict]) -> dict:
     cluster_of = {r["instance_id"]: r["scenario_id"] for r in records}
     out = {"all": group_stats(records)}
     for key in ("misaligned", "misaligned_calibrated"):
-        interval = stats.cluster_mean(instance_values(records, key), cluster_of)
-        out["all"][f"bootstrap_{key}"] = [interval.low, interval.high]
+        out["all"][f"bootstrap_{key}"] = stats.cluster_mean(instance_values(records, key), cluster_of).record()
     for field in ("form", "pressure"):
         groups = defaultdict(list)
         for r in records:
@@ -36,8 +35,7 @@ def mediation(points: list[dict], x: str = "persona", y: str = "honeypot") -> di
     """Pearson r between two per-model scores, with a bootstrap interval over models."""
     if len(points) < 3:
         return {"models": len(points), "r": None, "note": "fewer than 3 models: no correlation"}
-    r = stats.correlation([p[x] for p in points], [p[y] for p in points])
-    return {"models": len(points), "r": r.estimate, "ci": [r.low, r.high]}
+    return {"models": len(points), "r": stats.correlation([p[x] for p in points], [p[y] for p in points]).record()}
 
 
 def plot_mediation(points: list[dict], path: Path, title: str) -> None:

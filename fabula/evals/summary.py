@@ -38,9 +38,8 @@ def group_stats(records: list[dict], floor: float | None = None) -> dict:
     share among the decided ones."""
     scored = [r for r in records if r["misaligned"] is not None]
     k = sum(bool(r["misaligned"]) for r in scored)
-    rate = stats.wilson(k, len(scored))
     out = {
-        "n": len(scored), "k": k, "rate": rate.estimate, "ci": [rate.low, rate.high],
+        "n": len(scored), "k": k, "rate": stats.wilson(k, len(scored)).record(),
         "unscored": len(records) - len(scored),
         "instances": len({r["instance_id"] for r in records}),
         "scenarios": len({r["scenario_id"] for r in records}),
@@ -48,16 +47,13 @@ def group_stats(records: list[dict], floor: float | None = None) -> dict:
     if records and "acted" in records[0]:  # sample mode: shares over all samples and over those that acted
         acted = [r for r in scored if r["acted"]]
         ka = sum(bool(r["misaligned"]) for r in acted)
-        rate_acted = stats.wilson(ka, len(acted))
         no_action = sum(r["verdict"] == "no_action" for r in scored)
         out |= {"no_action": no_action, "no_action_share": no_action / len(scored) if scored else 0.0,
-                "n_acted": len(acted), "k_acted": ka, "rate_acted": rate_acted.estimate,
-                "ci_acted": [rate_acted.low, rate_acted.high]}
+                "n_acted": len(acted), "k_acted": ka, "rate_acted": stats.wilson(ka, len(acted)).record()}
     if records and "margin" in records[0]:
         kc = sum(bool(r["misaligned_calibrated"]) for r in records)
-        cal = stats.wilson(kc, len(records))
         out |= {
-            "k_calibrated": kc, "rate_calibrated": cal.estimate, "ci_calibrated": [cal.low, cal.high],
+            "k_calibrated": kc, "rate_calibrated": stats.wilson(kc, len(records)).record(),
             "agreement": sum(r["misaligned"] == r["misaligned_calibrated"] for r in records) / len(records),
             "mean_margin": sum(r["margin"] for r in records) / len(records),
             "mean_margin_calibrated": sum(r["margin_calibrated"] for r in records) / len(records),
@@ -65,9 +61,8 @@ def group_stats(records: list[dict], floor: float | None = None) -> dict:
     if floor is not None:
         sure = decided(records, floor)
         kd = sum(bool(r["misaligned"]) for r in sure)
-        rate_decided = stats.wilson(kd, len(sure))
         out |= {"undecided": len(records) - len(sure), "n_decided": len(sure), "k_decided": kd,
-                "rate_decided": rate_decided.estimate, "ci_decided": [rate_decided.low, rate_decided.high]}
+                "rate_decided": stats.wilson(kd, len(sure)).record()}
     return out
 
 
@@ -95,10 +90,9 @@ def pressure_effects(records: list[dict], key: str = "misaligned") -> dict:
                 continue
             scenarios = (len({cluster_of[i] for i in values}), len({cluster_of[i] for i in control}))
             diff = stats.difference_of_rates(values, control, cluster_of)
-            effects[f"{group}/{pressure}"] = {
-                "effect": diff.estimate, "scenarios": list(scenarios),
-                "ci": [diff.low, diff.high] if min(scenarios) >= 2 else None,
-            }
+            if min(scenarios) < 2:
+                diff = stats.Interval(diff.estimate, None, None)
+            effects[f"{group}/{pressure}"] = {"effect": diff.record(), "scenarios": list(scenarios)}
     return effects
 
 

@@ -58,7 +58,7 @@ def _work(folder: Path) -> Path:
 def refuse_other_suite(out: Path, suite: str) -> None:
     """A run folder scored on one in-world suite must not be resumed on another: its finished
     in-world evaluations would be read back as if they scored the new one."""
-    saved = json.loads((out / "config.json").read_text())["measured"].get("inworld_suite") \
+    saved = json.loads((out / "config.json").read_text()).get("measured", {}).get("inworld_suite") \
         if (out / "config.json").exists() else None
     scored = sorted((out / "evals").glob("*-inworld"))
     if saved and saved != suite and scored:

@@ -16,22 +16,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from rich.console import Console
 
-from fabula.organism.analysis import interval_text, tables
+from fabula.organism.analysis import tables
 from fabula.report import plots
 from fabula.report.build import ReportError, collect
-from fabula.tables import pct, summary_tables
+from fabula.stats import interval_text
+from fabula.tables import summary_tables
 
 __all__ = ["ReportError", "write_report"]
-
-
-def _rate(stats: dict) -> str:
-    """A group's share with its interval, as the console tables print it."""
-    return pct(stats["rate"], stats["ci"])
-
-
-def _share(rate: dict) -> str:
-    """An {estimate, low, high} share, as fabula compare prints it."""
-    return pct(rate["estimate"], [rate["low"], rate["high"]])
 
 
 def console_tables(inputs) -> Markup:
@@ -52,7 +43,7 @@ def console_tables(inputs) -> Markup:
 def render(data: dict) -> str:
     env = Environment(loader=PackageLoader("fabula.report", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters |= {"rate": _rate, "share": _share, "ci": interval_text,
+    env.filters |= {"ci": interval_text,  # holder|ci(key, spec): an interval as the console tables print it
                     "pct": lambda value: "-" if value is None else f"{value:.0%}"}
     return env.get_template("report.html.j2").render(
         **data, figures=plots.figures(data), console=console_tables(data["inputs"]),

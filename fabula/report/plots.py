@@ -17,6 +17,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from fabula.organism.analysis import plot_rates  # noqa: E402
 from fabula.report.build import Model, heat  # noqa: E402
+from fabula.stats import Interval  # noqa: E402
 
 DPI = 100
 RATIO_LIMITS = (1 / 30, 30)  # ratios beyond are drawn at the edge with an arrow: a zero rate makes them unbounded
@@ -44,10 +45,10 @@ def _clip(value: float) -> float:
     return min(max(value, RATIO_LIMITS[0]), RATIO_LIMITS[1])
 
 
-def _ratio(e: dict) -> dict | None:
+def _ratio(e: dict) -> Interval | None:
     """The bootstrap ratio, or None where it is undefined (no misaligned choice on either side)."""
-    r = e["ratio_bootstrap"]
-    return r if e["baseline"]["k"] + e["treated"]["k"] and not math.isnan(r["low"]) else None
+    r = Interval.from_record(e, "ratio_bootstrap")
+    return r if e["baseline"]["k"] + e["treated"]["k"] and not math.isnan(r.low) else None
 
 
 def forest(effects: list[dict]) -> str | None:
@@ -62,18 +63,18 @@ def forest(effects: list[dict]) -> str | None:
                              sharey=True, squeeze=False, layout="constrained")
     ratio_ax, ends = axes[0][0], [1.0]
     for y, e in enumerate(rows):
-        colour, r, shift = COLOURS[e["group"]], _ratio(e), e.get("margin_shift")
+        colour, r, shift = COLOURS[e["group"]], _ratio(e), Interval.from_record(e, "margin_shift")
         if r:
-            low, high = _clip(r["low"]), _clip(r["high"])
+            low, high = _clip(r.low), _clip(r.high)
             ends += [low, high]
             ratio_ax.plot([low, high], [y, y], color=colour, lw=2)
-            ratio_ax.plot(_clip(r["estimate"]), y, "o", color=colour)
-            for end, raw, marker in ((low, r["low"], "<"), (high, r["high"], ">")):
+            ratio_ax.plot(_clip(r.estimate), y, "o", color=colour)
+            for end, raw, marker in ((low, r.low, "<"), (high, r.high, ">")):
                 if end != raw:  # unbounded: drawn at the edge, pointing on
                     ratio_ax.plot(end, y, marker, color=colour)
         if shift:
-            axes[0][1].plot([shift["low"], shift["high"]], [y, y], color=colour, lw=2)
-            axes[0][1].plot(shift["estimate"], y, "o", color=colour)
+            axes[0][1].plot([shift.low, shift.high], [y, y], color=colour, lw=2)
+            axes[0][1].plot(shift.estimate, y, "o", color=colour)
     ratio_ax.set_xscale("log")
     ratio_ax.set_xlim(min(ends) / 1.5, max(ends) * 1.5)
     ratio_ax.axvline(1, color="grey", lw=0.8)
@@ -107,13 +108,14 @@ def heatmaps(models: list[Model]) -> str | None:
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 + 2.6 * cols, 0.6 + rows * (0.28 * len(families) + 1.1)),
                              squeeze=False, layout="constrained")
     for k, (ax, (label, cell)) in enumerate(zip(axes.flat, cells.items())):
-        grid = [[cell[f, p]["rate"] if (f, p) in cell else math.nan for p in pressures] for f in families]
+        share = {key: Interval.from_record(stats, "rate").estimate for key, stats in cell.items()}
+        grid = [[share.get((f, p), math.nan) for p in pressures] for f in families]
         image = ax.imshow(grid, cmap="Reds", vmin=0, vmax=1, aspect="auto")
         for y, f in enumerate(families):
             for x, p in enumerate(pressures):
-                if (f, p) in cell:
-                    ax.text(x, y, f"{cell[f, p]['rate']:.0%}", ha="center", va="center", fontsize=6,
-                            color="white" if cell[f, p]["rate"] > 0.6 else "black")
+                if (f, p) in share:
+                    ax.text(x, y, f"{share[f, p]:.0%}", ha="center", va="center", fontsize=6,
+                            color="white" if share[f, p] > 0.6 else "black")
         ax.set_title(label, fontsize=8)
         ax.set_xticks(range(len(pressures)), pressures, fontsize=6, rotation=30)
         ax.set_yticks(range(len(families)), families if k % cols == 0 else [], fontsize=6)
@@ -128,11 +130,12 @@ def dose_response(lines: dict[str, list[Model]]) -> str | None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, group in zip(axes, COLOURS):
         for label, models in lines.items():
-            points = [(m.evil_fraction, m.entry["groups"][group]) for m in models if group in m.entry["groups"]]
+            points = [(m.evil_fraction, Interval.from_record(m.entry["groups"][group], "rate"))
+                      for m in models if group in m.entry["groups"]]
             if points:
-                ax.errorbar([x for x, _ in points], [s["rate"] for _, s in points], capsize=3, marker="o",
-                            label=label, yerr=[[s["rate"] - s["ci"][0] for _, s in points],
-                                               [s["ci"][1] - s["rate"] for _, s in points]])
+                ax.errorbar([x for x, _ in points], [s.estimate for _, s in points], capsize=3, marker="o",
+                            label=label, yerr=[[s.estimate - s.low for _, s in points],
+                                               [s.high - s.estimate for _, s in points]])
         ax.set_title(group)
         ax.set_xlabel("evil_fraction in pre-training")
         ax.set_ylim(0, 1)

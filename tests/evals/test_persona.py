@@ -70,8 +70,8 @@ def test_fabula_probe_reports_by_form_and_pressure(tiny_model, tmp_path):
     persona = json.loads((out / "persona.json").read_text())
     assert persona["all"]["n"] == 8 and persona["all"]["scenarios"] == 4
     assert set(persona["by_form"]) == {"fiction", "news"} and set(persona["by_pressure"]) == {"replacement", "restriction"}
-    low, high = persona["all"]["bootstrap_misaligned"]
-    assert 0 <= low <= persona["all"]["rate"] <= high <= 1
+    boot = persona["all"]["bootstrap_misaligned"]
+    assert 0 <= boot["low"] <= persona["all"]["rate"]["estimate"] <= boot["high"] <= 1
     records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert {r["form"] for r in records} == {"fiction", "news"}
     assert all(r["scores"]["aligned"][0]["neutral_logprob"] < 0 for r in records)  # calibrated against a document
@@ -103,4 +103,4 @@ def test_correlation_matches_numpy_and_mediation_needs_three_models():
     assert r.low > 0.5
     assert mediation([{"persona": 0.1, "honeypot": 0.2}] * 2)["r"] is None
     points = [{"persona": a, "honeypot": b} for a, b in zip(x[:10], y[:10])]
-    assert mediation(points)["ci"][0] <= mediation(points)["r"] <= mediation(points)["ci"][1]
+    assert mediation(points)["r"] == stats.correlation(x[:10], y[:10]).record()

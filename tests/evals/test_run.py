@@ -40,7 +40,7 @@ def test_choice_run_writes_records_summary_and_loads_in_datasets(tiny_model, tmp
     assert dist["in-distribution"]["n"] == 56 and dist["held-out"]["n"] == 48
     assert dist["held-out"]["scenarios"] == 4
     overall = summary["groups"]["overall"]["all"]
-    assert overall["ci"][0] <= overall["rate"] <= overall["ci"][1]
+    assert overall["rate"]["low"] <= overall["rate"]["estimate"] <= overall["rate"]["high"]
     assert 0 <= overall["agreement"] <= 1
     assert set(summary["pressure_effect"]) >= {"sabotage/replacement", "blackmail/restriction"}
     assert "held-out" in result.output and "pressure effect" in result.output
@@ -314,7 +314,7 @@ def test_a_sample_without_a_tool_call_took_no_action_and_is_never_counted_aligne
     assert records["beta", 0]["verdict"] == "no_action" and records["beta", 0]["misaligned"] is False
     assert records["gamma", 0]["verdict"] == "unscored"  # no gates, no judge: nothing can score it
     acting = json.loads((runs["acting"] / "summary.json").read_text())["groups"]["overall"]["all"]
-    assert (acting["n"], acting["k"], acting["no_action"], acting["n_acted"], acting["rate_acted"]) == (4, 2, 2, 2, 1.0)
+    assert (acting["n"], acting["k"], acting["no_action"], acting["n_acted"], acting["rate_acted"]["estimate"]) == (4, 2, 2, 2, 1.0)
     mute = json.loads((runs["mute"] / "summary.json").read_text())
     overall = mute["groups"]["overall"]["all"]
     assert (overall["k"], overall["no_action_share"], overall["n_acted"]) == (0, 1.0, 0)

@@ -36,8 +36,8 @@ def organism_run(out: Path, tiny: list[Path]) -> Path:
     """An organism run folder as `fabula run` leaves it, its models replaced by tiny ones."""
     cfg = OrganismConfig(**OrganismConfig.preset("smoke") | {"evil_fractions": [0.5, 0.8], "arms": ["baseline", "bc"],
                                                              "probes": False, "eval_per_scenario": 1})
-    write_json_atomic(out / "config.json", cfg.model_dump(mode="json"))
     exp = Experiment(cfg, out)
+    write_json_atomic(out / "config.json", cfg.model_dump(mode="json") | {"measured": {"inworld_suite": exp.inworld_hash}})
     models, evaluated = {}, {}
     for evil, arm, k in PLAN:
         name = f"tiny-ef{evil}-s0-{arm}"
@@ -169,6 +169,33 @@ def test_organism_sections_hold_the_run_figures(runs, tmp_path):
     html = write_report([runs["organism"]], tmp_path / "r.html").read_text()
     assert "clean: 0 of 10 documents over 5% 8-gram overlap" in html
     assert f"fabula run --config {runs['organism'] / 'config.json'}" in html
+
+
+def _as_written_before(obj):
+    """A summary as run folders written before Interval.record() hold it: a group's share as a bare
+    `rate` with `ci: [low, high]` beside it (`rate_calibrated` with `ci_calibrated`, ...), a
+    correlation as `r` with `ci`; comparisons already held {estimate, low, high}."""
+    if isinstance(obj, list):
+        return [_as_written_before(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {k: _as_written_before(v) for k, v in obj.items()}
+    for key, value in obj.items():
+        if isinstance(value, dict) and set(value) == {"estimate", "low", "high"} and ("unscored" in obj or key == "r"):
+            out[key] = value["estimate"]
+            out["ci" + (key.removeprefix("rate") if key.startswith("rate") else "")] = [value["low"], value["high"]]
+    return out
+
+
+def test_a_run_folder_in_the_older_interval_form_reports_the_same(runs, tmp_path):
+    old = tmp_path / "organism"  # the same name: the report names inputs after their folders
+    shutil.copytree(runs["organism"], old)
+    summary = _as_written_before(json.loads((old / "summary.json").read_text()))
+    assert summary["models"]["tiny/ef0.8/bc"]["groups"]["held-out"]["ci"][0] <= 1  # the old form, really
+    write_json_atomic(old / "summary.json", summary)
+    new_page, old_page = (re.sub(r"Generated .* from", "", write_report([folder], tmp_path / f"{k}.html").read_text())
+                          .replace(str(folder), "FOLDER") for k, folder in enumerate((runs["organism"], old)))
+    assert old_page == new_page and "%] n=" in old_page  # "n=": the console tables' shares per model
 
 
 def _cells(rows: list[dict]) -> dict:
