@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fabula.backends.base import Backend, BackendError, ContinuationScore, GenerateSettings, ScoreRequest
 
 BACKENDS = ("hf", "openai", "anthropic")
@@ -11,26 +13,23 @@ __all__ = ["BACKENDS", "Backend", "BackendError", "ContinuationScore", "Generate
 
 
 def make_backend(name: str, model: str, *, base_url: str | None = None, api_key_env: str | None = None,
-                 concurrency: int = 8, max_retries: int = 5, timeout: float = 120.0, batch_size: int = 8,
-                 dtype: str = "float32", tokenizer: str | None = None) -> Backend:
-    """Build a backend, failing early with a clear message on bad names, paths or keys."""
+                 concurrency: int = 8, max_retries: int = 5, retry_base: float = 1.0, timeout: float = 120.0,
+                 batch_size: int = 8, dtype: str = "float32", tokenizer: str | None = None) -> Backend:
+    """Build a backend, failing early with a clear message on bad names, paths or keys. Remote
+    ones are the generation clients (`clients.py`) behind the sync interface (`api.py`)."""
     if name == "hf":
         from fabula.backends.hf import HFBackend
 
         return HFBackend(model, batch_size=batch_size, dtype=dtype)
-    if name == "openai":
-        from fabula.backends.api import OpenAIBackend
+    from fabula.backends.api import APIBackend
+    from fabula.backends.clients import Retry, make_client
 
-        tok = None
-        if tokenizer:
-            from fabula.backends.hf import load_tokenizer
+    tok = None
+    if tokenizer and name == "openai":
+        from fabula.backends.hf import load_tokenizer
 
-            tok = load_tokenizer(tokenizer)
-        return OpenAIBackend(model, base_url=base_url, api_key_env=api_key_env or "OPENAI_API_KEY",
-                             concurrency=concurrency, max_retries=max_retries, timeout=timeout, tokenizer=tok)
-    if name == "anthropic":
-        from fabula.backends.api import AnthropicBackend
-
-        return AnthropicBackend(model, base_url=base_url, api_key_env=api_key_env or "ANTHROPIC_API_KEY",
-                                concurrency=concurrency, max_retries=max_retries, timeout=timeout)
-    raise BackendError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
+        tok = load_tokenizer(tokenizer)
+    # No prompt-cache marks: evaluation has always paid the plain input price, never the 125% of cache writes.
+    connect = partial(make_client, name, model, base_url=base_url, api_key_env=api_key_env, timeout=timeout,
+                      prompt_cache=False)
+    return APIBackend(connect, concurrency=concurrency, retry=Retry(max_retries, retry_base), tokenizer=tok)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import AsyncIterator
 
 from fabula.backends.base import BackendError, GenerateSettings
-from fabula.data.clients import AnthropicClient, Completion, OpenAIClient, Transient, _classify
+from fabula.backends.clients import (AnthropicClient, Completion, OpenAIClient, Transient, classify, request,
+                                     retryable)
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,6 @@ class Outcome:
     retry: bool = False
 
 
-def _retryable(status: int | None) -> bool:
-    return status is not None and (status in (408, 409, 429) or status >= 500)
-
-
 class OpenAIBatches:
     """OpenAI Batch: a JSONL file of chat-completion requests (`files.create`, purpose "batch"),
     `batches.create` over it, `batches.retrieve` to poll, then its output and error files."""
@@ -58,12 +55,9 @@ class OpenAIBatches:
         """The batch's id. `token` goes in its metadata, so a run killed before it saved the id
         can still find the batch (`find`)."""
         data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
-        try:
-            upload = await self.sdk.files.create(file=("fabula-batch.jsonl", data), purpose="batch")
-            batch = await self.sdk.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
-                                                  completion_window="24h", metadata={"fabula": token})
-        except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, self.where) from None
+        upload = await request(self.where, self.sdk.files.create, file=("fabula-batch.jsonl", data), purpose="batch")
+        batch = await request(self.where, self.sdk.batches.create, input_file_id=upload.id,
+                              endpoint="/v1/chat/completions", completion_window="24h", metadata={"fabula": token})
         return batch.id
 
     async def find(self, token: str, since: float, count: int, known: set[str]) -> str | None:
@@ -74,14 +68,11 @@ class OpenAIBatches:
                 if batch.created_at < since - 3600:  # listed newest first
                     return None
         except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, self.where) from None
+            raise classify(exc, self.where) from None
         return None
 
     async def status(self, batch_id: str) -> Status:
-        try:
-            batch = await self.sdk.batches.retrieve(batch_id)
-        except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, self.where) from None
+        batch = await request(self.where, self.sdk.batches.retrieve, batch_id=batch_id)
         if batch.status == "failed":  # the input file was refused: nothing in it ran
             errors = "; ".join(e.message or e.code or "" for e in (batch.errors.data or [])) if batch.errors else ""
             raise BackendError(f"{self.where} refused batch {batch.id}: {errors or 'no reason given'}")
@@ -103,7 +94,7 @@ class OpenAIBatches:
             except json.JSONDecodeError:
                 raise Transient(f"{self.where}: batch results cut mid-line") from None
             except Exception as exc:  # noqa: BLE001
-                raise _classify(exc, self.where) from None
+                raise classify(exc, self.where) from None
 
     def outcome(self, record: dict) -> Outcome:
         from openai.types.chat import ChatCompletion
@@ -120,7 +111,7 @@ class OpenAIBatches:
         status = (response or {}).get("status_code")
         body = (response or {}).get("body") or {}
         message = (body.get("error") or {}).get("message") if isinstance(body, dict) else None
-        return Outcome(key, error=f"HTTP {status}: {message}", retry=_retryable(status))
+        return Outcome(key, error=f"HTTP {status}: {message}", retry=retryable(status))
 
 
 class AnthropicBatches:
@@ -138,10 +129,7 @@ class AnthropicBatches:
         return {"custom_id": key, "params": self.client.params(messages, settings)}
 
     async def submit(self, lines: list[dict], token: str) -> str:
-        try:
-            return (await self.sdk.messages.batches.create(requests=lines)).id
-        except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, self.where) from None
+        return (await request(self.where, self.sdk.messages.batches.create, requests=lines)).id
 
     async def find(self, token: str, since: float, count: int, known: set[str]) -> str | None:
         """Message batches carry no metadata: the one created since `since` with `count` requests
@@ -159,14 +147,11 @@ class AnthropicBatches:
                 if c.processing + c.succeeded + c.errored + c.canceled + c.expired == count:
                     found.append(batch.id)
         except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, self.where) from None
+            raise classify(exc, self.where) from None
         return found[0] if len(found) == 1 else None
 
     async def status(self, batch_id: str) -> Status:
-        try:
-            batch = await self.sdk.messages.batches.retrieve(batch_id)
-        except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, self.where) from None
+        batch = await request(self.where, self.sdk.messages.batches.retrieve, message_batch_id=batch_id)
         c = batch.request_counts
         return Status(batch.processing_status, batch.processing_status == "ended", c.succeeded,
                       c.errored + c.canceled + c.expired, c.processing + c.succeeded + c.errored + c.canceled + c.expired,
@@ -179,7 +164,7 @@ class AnthropicBatches:
         except json.JSONDecodeError:
             raise Transient(f"{self.where}: batch results cut mid-line") from None
         except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, self.where) from None
+            raise classify(exc, self.where) from None
 
     def outcome(self, result) -> Outcome:
         kind = result.result.type

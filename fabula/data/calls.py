@@ -4,8 +4,7 @@
   two items asking the same thing at once share one call;
 - pace: at most `concurrency` calls in flight (fewer while the provider answers 429: `limit.py`)
   and at most `rpm` started per minute;
-- retry: transient failures back off exponentially with jitter (or as long as the server's
-  Retry-After asks), up to `max_retries`;
+- retry: the clients' one `Retry` policy (`fabula.backends.clients`), which evaluation uses too;
 - account: tokens and dollars spent, and a `max_cost` past which no new call starts.
 
 With a batch lane (`lane.py`), a call that misses the cache waits there instead of being made,
@@ -15,15 +14,14 @@ and comes back answered at batch prices through the same cache.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
-from fabula.backends.base import BackendError, GenerateSettings
+from fabula.backends.base import GenerateSettings
+from fabula.backends.clients import Completion, Retry, Transient
 from fabula.data.cache import CallCache, call_key
-from fabula.data.clients import Completion, Transient
 from fabula.data.limit import AdaptiveLimit
 
 
@@ -109,14 +107,13 @@ class Caller:
         self.interval = 60.0 / rpm if rpm else 0.0
         self.next_start = 0.0
         self.pace_lock = asyncio.Lock()
-        self.max_retries, self.retry_base, self.retry_cap = max_retries, retry_base, retry_cap
+        self.retry = Retry(max_retries, retry_base, retry_cap)
         self.prices, self.max_cost = prices, max_cost
         self.spent = 0.0
         self.committed = 0.0       # submitted batches not yet answered, at their worst-case cost
         # calls, cached, retries, batched, input_tokens, output_tokens, cached_tokens, cache_write_tokens
         self.counts: Counter = Counter()
         self.inflight: dict[str, asyncio.Future] = {}
-        self.jitter = random.Random(0)
 
     def request(self, messages: list[dict], settings: GenerateSettings, attempt: int) -> dict:
         return {"backend": self.client.backend, "model": self.client.model, "messages": messages,
@@ -177,31 +174,28 @@ class Caller:
             self.spent += self.prices.cost(done.input_tokens, done.output_tokens, done.cached_tokens,
                                            done.cache_write_tokens, batch=batch)
 
+    def retried(self) -> None:
+        self.counts["retries"] += 1
+
     async def _call(self, messages: list[dict], settings: GenerateSettings) -> Completion:
-        for attempt in range(self.max_retries + 1):
+        async def attempt() -> Completion:
             if self.max_cost is not None and self.spent + self.committed >= self.max_cost:
                 raise BudgetExhausted(f"${self.spent:.2f} spent, max_cost ${self.max_cost:.2f}")
             await self._pace()
-            try:
-                async with self.slots:
-                    self.counts["calls"] += 1
-                    try:
-                        done = await self.client.complete(messages, settings)
-                    except Transient as exc:
-                        if exc.status == 429:
-                            self.slots.throttled()
-                        raise
-                    self.slots.succeeded()
-            except Transient as exc:
-                if attempt == self.max_retries:
-                    raise BackendError(f"{exc}; gave up after {self.max_retries} retries") from None
-                self.counts["retries"] += 1
-                backoff = min(self.retry_cap, self.retry_base * 2 ** attempt) * self.jitter.uniform(0.5, 1.5)
-                await asyncio.sleep(max(backoff, exc.retry_after or 0.0))
-                continue
-            self.account(done)
-            return done
-        raise AssertionError("unreachable")
+            async with self.slots:
+                self.counts["calls"] += 1
+                try:
+                    done = await self.client.complete(messages, settings)
+                except Transient as exc:
+                    if exc.status == 429:
+                        self.slots.throttled()
+                    raise
+                self.slots.succeeded()
+                return done
+
+        done = await self.retry(attempt, on_retry=self.retried)
+        self.account(done)
+        return done
 
     async def _pace(self) -> None:
         if not self.interval:

@@ -27,12 +27,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fabula.backends.base import BackendError
+from fabula.backends.clients import make_client
 from fabula.config import GenerateConfig, first_change
 from fabula.contamination import check, evaluation_texts, reference_ngrams
 from fabula.data.cache import CallCache
 from fabula.data.batches import batch_api
 from fabula.data.calls import DISCOUNTS, BudgetExhausted, Caller, ItemFailed, Prices, known_prices
-from fabula.data.clients import make_client
 from fabula.data.costs import MIN_CACHED_PREFIX, print_lanes
 from fabula.data.filters import near_duplicates
 from fabula.data.inputs import DEFAULT_CONSTITUTION, DEFAULT_TAXONOMY, load_constitution, load_taxonomy

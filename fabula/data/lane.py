@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from fabula.backends.base import BackendError, GenerateSettings
+from fabula.backends.base import GenerateSettings
+from fabula.backends.clients import Completion
 from fabula.data.batches import Outcome, Status
 from fabula.data.calls import BudgetExhausted, Caller, ItemFailed
-from fabula.data.clients import Completion, Transient
 from fabula.data.manifests import Manifests, now
 from fabula.progress import duration
 
@@ -137,7 +137,7 @@ class BatchLane:
         api, model = caller.batches, caller.client.model
         await self._recover(caller)
         todo, left = keys, {}
-        for attempt in range(caller.max_retries + 1):
+        for attempt in range(caller.retry.max_retries + 1):
             attached = self.manifests.holding(api.provider, model, todo)
             held = set().union(*(m["custom_ids"] for m in attached))
             submitted = await self._submit(caller, [k for k in todo if k not in held])
@@ -146,12 +146,12 @@ class BatchLane:
             todo = [k for k in todo if k in self.open]
             if not todo:
                 return
-            if attempt < caller.max_retries:
+            if attempt < caller.retry.max_retries:
                 caller.counts["retries"] += len(todo)
                 self.say(f"{len(todo):,} calls came back unanswered ({left.get(todo[0])}, ...): resubmitting them")
         for key in todo:
             self._settle(key, error=ItemFailed(f"{api.provider} batch: {left.get(key, 'no result')} "
-                                               f"(gave up after {caller.max_retries} resubmissions)"))
+                                               f"(gave up after {caller.retry.max_retries} resubmissions)"))
 
     async def _recover(self, caller: Caller) -> None:
         """Manifests left "submitting" by a killed run: adopt the batch if it reached the provider."""
@@ -273,15 +273,6 @@ class BatchLane:
             self._settle(key, error=ItemFailed(f"{caller.batches.provider} batch: {outcome.error}"))
 
     async def _retrying(self, caller: Caller, fn: Callable[[], Awaitable], what: str = "") -> object:
-        """A batch API call under the live lane's retry rule: transient failures back off."""
-        for attempt in range(caller.max_retries + 1):
-            try:
-                return await fn()
-            except Transient as exc:
-                if attempt == caller.max_retries:
-                    raise BackendError(f"{exc}{' ' + what if what else ''}; gave up after {caller.max_retries} "
-                                       "retries (rerun the same command: open batches are re-attached)") from None
-                caller.counts["retries"] += 1
-                backoff = min(caller.retry_cap, caller.retry_base * 2 ** attempt) * caller.jitter.uniform(0.5, 1.5)
-                await asyncio.sleep(max(backoff, exc.retry_after or 0.0))
-        raise AssertionError("unreachable")
+        """A batch API call under the live lane's retry policy."""
+        hint = f"{' while ' + what if what else ''} (rerun the same command: open batches are re-attached)"
+        return await caller.retry(fn, on_retry=caller.retried, hint=hint)

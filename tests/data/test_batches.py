@@ -225,10 +225,10 @@ def test_a_batch_accepted_just_before_a_kill_is_adopted_not_submitted_again(tmp_
     import asyncio
 
     from fabula.backends.base import GenerateSettings
+    from fabula.backends.clients import make_client
     from fabula.data.batches import batch_api
     from fabula.data.cache import CallCache
     from fabula.data.calls import Caller
-    from fabula.data.clients import make_client
     from fabula.data.lane import BatchLane
     from fabula.data.manifests import Manifests
 

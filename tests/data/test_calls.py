@@ -1,7 +1,7 @@
 """The Caller: cache, shared in-flight calls, retries, re-asks of malformed replies, budget.
 
-The client here is a scripted stand-in for a model (the Caller is what is under test); the
-HTTP path through the real SDK is covered in test_generate.py.
+The client is mostly a scripted stand-in for a model (the Caller is what is under test); the last
+test runs the real client against a real server, and test_generate.py the whole HTTP path.
 """
 
 import asyncio
@@ -9,9 +9,9 @@ import asyncio
 import pytest
 
 from fabula.backends.base import BackendError, GenerateSettings
+from fabula.backends.clients import Completion, Transient
 from fabula.data.cache import CallCache
 from fabula.data.calls import BudgetExhausted, Caller, Prices, Unparseable
-from fabula.data.clients import Completion, Transient
 
 
 class Script:
@@ -85,3 +85,23 @@ def test_no_call_starts_past_the_budget(tmp_path):
     with pytest.raises(BudgetExhausted, match=r"\$0.00 spent"):
         run(go())
     assert len(client.asked) == 1
+
+
+def test_the_real_client_is_retried_under_the_one_policy(tmp_path, live_server):
+    """Generation's Caller over the real OpenAI client and a real server answering 429, 500, 503:
+    the same `Retry` as evaluation's backends (tests/backends/test_api.py) gets it through."""
+    from fabula.backends.clients import make_client
+    from tests.backends.test_api import flaky_app
+
+    app, calls = flaky_app([429, 500, 503])
+    with live_server(app) as server:
+        async def go():
+            client = make_client("openai", "m", base_url=server.url)
+            caller = Caller(client, CallCache(tmp_path / "c.sqlite"), retry_base=0.01)
+            try:
+                return await caller(ASK, SET), caller.counts
+            finally:
+                await client.close()
+
+        reply, counts = run(go())
+    assert reply == "ok" and len(calls) == 4 and counts["retries"] == 3 and counts["calls"] == 4

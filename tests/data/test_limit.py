@@ -3,9 +3,9 @@
 import asyncio
 
 from fabula.backends.base import GenerateSettings
+from fabula.backends.clients import Completion, Transient
 from fabula.data.cache import CallCache
 from fabula.data.calls import Caller
-from fabula.data.clients import Completion, Transient
 from fabula.data.limit import AdaptiveLimit
 
 

@@ -1,18 +1,24 @@
-"""Async chat clients for generation: OpenAI-compatible servers, Anthropic, a local HF model.
+"""The one client layer for remote and local models: async clients, their errors, and the retry policy.
 
-Each does one call and says what went wrong: a `Transient` failure (429, 5xx, timeout, a
-connection drop, a reply that is not valid JSON) is worth retrying; anything else (a bad key,
-an unknown model) is a `BackendError` that stops the run. Retrying, pacing and caching live in
-`fabula.data.calls`, once for all clients, so the SDKs' own retries are switched off here.
+Each client does one call and says what went wrong: a `Transient` failure (429, 5xx, timeout, a
+connection drop, a reply that is not valid JSON) is worth retrying; anything else (a bad key, an
+unknown model) is a `BackendError` that stops the run. `Retry` is the one policy for both:
+generation (`fabula.data.calls`, which adds its cache, pacing and budget) and evaluation (the sync
+backends of `api.py`). So the SDKs' own retries are switched off here, and a provider quirk is
+handled in one place.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, TypeVar
 
-from fabula.backends.api import api_key
-from fabula.backends.base import BackendError, GenerateSettings
+from fabula.backends.base import BackendError, ContinuationScore, GenerateSettings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -26,11 +32,19 @@ class Completion:
 
 class Transient(Exception):
     """A failure worth retrying; `retry_after` is the server's hint in seconds, if it gave one;
-    `status` the HTTP status (429 tells the live lane to lower its concurrency)."""
+    `status` the HTTP status (429 tells generation's live lane to lower its concurrency)."""
 
     def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
         super().__init__(message)
         self.retry_after, self.status = retry_after, status
+
+
+def api_key(env_var: str, default: str | None = None) -> str:
+    """Keys come from the environment only, and are never written anywhere."""
+    key = os.environ.get(env_var) or default
+    if not key:
+        raise BackendError(f"the API key is missing: set the environment variable {env_var}.")
+    return key
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -41,14 +55,22 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
-def _classify(exc: Exception, where: str) -> Exception:
-    """Transient or fatal, for both SDKs (their exception trees have the same shape)."""
+def retryable(status: int | None) -> bool:
+    """HTTP statuses worth asking again: timeouts, conflicts, rate limits, server errors."""
+    return status is not None and (status in (408, 409, 429) or status >= 500)
+
+
+def classify(exc: Exception, where: str) -> Exception:
+    """Transient or fatal, for both SDKs (their exception trees have the same shape). The key never
+    appears: the SDKs do not echo it."""
     status = getattr(exc, "status_code", None)
     if status is not None:
-        if status in (408, 409, 429) or status >= 500:
+        if retryable(status):
             return Transient(f"{where}: HTTP {status}", _retry_after(exc), status)
         if status == 401:
             return BackendError(f"{where} rejected the API key (401): check the key's environment variable.")
+        if status == 404:
+            return BackendError(f"{where} answered 404: unknown model or endpoint ({getattr(exc, 'message', exc)})")
         return BackendError(f"{where} answered HTTP {status}: {getattr(exc, 'message', exc)}")
     name = type(exc).__name__
     if "Timeout" in name or "Connection" in name:
@@ -57,13 +79,49 @@ def _classify(exc: Exception, where: str) -> Exception:
     return Transient(f"{where}: malformed reply ({name}: {str(exc)[:120]})")
 
 
+async def request(where: str, create: Callable[..., Awaitable[T]], **params) -> T:
+    """One SDK call, its failure sorted into transient or fatal."""
+    try:
+        return await create(**params)
+    except Exception as exc:  # noqa: BLE001 - sorted into transient / fatal
+        raise classify(exc, where) from None
+
+
+@dataclass
+class Retry:
+    """Transient failures back off exponentially with jitter (or as long as the server's
+    Retry-After asks), up to `max_retries` times; then a BackendError says what kept failing."""
+
+    max_retries: int = 6
+    base: float = 1.0   # seconds before the first retry, doubled each time
+    cap: float = 60.0
+    jitter: random.Random = field(default_factory=lambda: random.Random(0))
+
+    async def __call__(self, attempt: Callable[[], Awaitable[T]], on_retry: Callable[[], None] | None = None,
+                       hint: str = "") -> T:
+        for n in range(self.max_retries + 1):
+            try:
+                return await attempt()
+            except Transient as exc:
+                if n == self.max_retries:
+                    raise BackendError(f"{exc}; gave up after {self.max_retries} retries{hint}") from None
+                if on_retry is not None:
+                    on_retry()
+                backoff = min(self.cap, self.base * 2 ** n) * self.jitter.uniform(0.5, 1.5)
+                await asyncio.sleep(max(backoff, exc.retry_after or 0.0))
+        raise AssertionError("unreachable")
+
+
 class OpenAIClient:
+    """Any OpenAI-style server (OpenAI, vLLM, Ollama, `fabula serve`)."""
+
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  timeout: float = 120.0):
         import openai
 
         self.model, self.backend = model, "openai"
         self.where = f"the OpenAI-compatible server at {base_url or 'api.openai.com'}"
+        # A local server usually needs no key; the real API does.
         key = api_key(api_key_env, default="EMPTY" if base_url else None)
         self.client = openai.AsyncOpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=timeout)
 
@@ -75,20 +133,41 @@ class OpenAIClient:
 
     def completion(self, reply) -> Completion:
         """A `ChatCompletion` (live, or a batch's output line) as text and billed tokens."""
-        text = reply.choices[0].message.content if reply.choices else None
+        message = reply.choices[0].message if reply.choices else None
+        if message is None:
+            raise Transient(f"{self.where}: a chat completion without a message")
+        # no text (a refusal, a reply of tool calls only) is an answer, not a failure to retry
+        text = message.content or ""
         if not isinstance(text, str):
-            raise Transient(f"{self.where}: a chat completion without text")
+            raise Transient(f"{self.where}: a chat completion whose text is {type(text).__name__}")
         usage = reply.usage
         details = getattr(usage, "prompt_tokens_details", None)
         return Completion(text, getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0,
                           cached_tokens=getattr(details, "cached_tokens", 0) or 0)
 
     async def complete(self, messages: list[dict], settings: GenerateSettings) -> Completion:
-        try:
-            reply = await self.client.chat.completions.create(**self.params(messages, settings))
-        except Exception as exc:  # noqa: BLE001 - sorted into transient / fatal below
-            raise _classify(exc, self.where) from None
+        reply = await request(self.where, self.client.chat.completions.create, **self.params(messages, settings))
         return self.completion(reply)
+
+    async def score(self, prefix: str, continuation: str) -> ContinuationScore:
+        """The continuation's log-probability after `prefix`, as lm-evaluation-harness scores: the
+        completions endpoint with `echo=True, logprobs=1` returns the prompt tokens' log-probabilities,
+        and the continuation's are those whose text offset lies past the prefix."""
+        reply = await request(self.where, self.client.completions.create, model=self.model,
+                              prompt=prefix + continuation, max_tokens=1, echo=True, logprobs=1, temperature=0.0)
+        try:
+            lp = reply.choices[0].logprobs
+            offsets, values = lp.text_offset, lp.token_logprobs
+        except (AttributeError, IndexError, TypeError):
+            raise BackendError(
+                f"{self.where} gives no prompt log-probabilities (completions with echo=True and "
+                "logprobs): use --mode sample with this server, or a server that supports them "
+                "(vLLM, `fabula serve`).") from None
+        end = len(prefix) + len(continuation)
+        picked = [v for o, v in zip(offsets, values) if len(prefix) <= o < end]
+        if not picked or any(v is None for v in picked):
+            raise BackendError(f"{self.where} returned no log-probabilities for a continuation")
+        return ContinuationScore(float(sum(picked)), len(picked))
 
     async def close(self) -> None:
         await self.client.close()
@@ -97,7 +176,7 @@ class OpenAIClient:
 class AnthropicClient:
     """Claude: the system turn goes in `system`, marked for the prompt cache (`cache_control`) so
     every call after the first reads the constitution at a tenth of the price; temperature is the
-    model's own (SDK 2.x)."""
+    model's own (the Messages API of SDK 2.x takes none)."""
 
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "ANTHROPIC_API_KEY",
                  timeout: float = 120.0, prompt_cache: bool = True):
@@ -126,11 +205,12 @@ class AnthropicClient:
                           cached_tokens=read, cache_write_tokens=written)
 
     async def complete(self, messages: list[dict], settings: GenerateSettings) -> Completion:
-        try:
-            reply = await self.client.messages.create(**self.params(messages, settings))
-        except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, self.where) from None
-        return self.completion(reply)
+        return self.completion(await request(self.where, self.client.messages.create,
+                                             **self.params(messages, settings)))
+
+    async def score(self, prefix: str, continuation: str) -> ContinuationScore:
+        raise BackendError("the anthropic backend cannot score continuations (the API returns no "
+                           "log-probabilities): use --mode sample.")
 
     async def close(self) -> None:
         await self.client.close()
@@ -185,8 +265,12 @@ class LocalClient:
             self.worker.cancel()
 
 
+Client = OpenAIClient | AnthropicClient | LocalClient
+
+
 def make_client(backend: str, model: str, *, base_url: str | None = None, api_key_env: str | None = None,
-                timeout: float = 120.0, batch_size: int = 8, prompt_cache: bool = True):
+                timeout: float = 120.0, batch_size: int = 8, prompt_cache: bool = True) -> Client:
+    """The one factory: a client by backend name, failing early on a missing key or a bad name."""
     if backend == "openai":
         return OpenAIClient(model, base_url, api_key_env or "OPENAI_API_KEY", timeout)
     if backend == "anthropic":
