@@ -9,7 +9,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from fabula.config import CorpusSpec, EvalConfig, ExperimentConfig, OrganismConfig, TrainConfig
 from fabula.data.commands import data_app, generate_command
+from fabula.options import flag, option_help, options
 from fabula.terminal import console, fail, load_config
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
@@ -94,49 +96,17 @@ def _print_summary(summary: dict) -> None:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
+EVAL_FLAGS = {"families": "--family", "judges": "--judge", "dtype": ("--precision", "--dtype")}
+
+
 @app.command("eval")
-def eval_command(
-    model: str = typer.Option(..., help="hf: a local model folder or 'smollm2'; openai/anthropic: the model name."),
-    backend: Optional[str] = typer.Option(None, help="hf (default) | openai | anthropic"),
-    scenarios: list[str] = typer.Option(None, help="Scenario files or folders (default: the built-in suite)."),
-    mode: Optional[str] = typer.Option(None, help="choice (default: log-probabilities) | sample (generate, gates, "
-                                             "judge) | both (each, then how far they agree)"),
-    out: Path = typer.Option(..., help="Run folder; an unfinished one is resumed."),
-    split: Optional[str] = typer.Option(None, help="test (default) | train | all"),
-    family: list[str] = typer.Option(None, help="Only these families (repeatable)."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N instances."),
-    per_scenario: Optional[int] = typer.Option(None, help="Only the first K name swaps of each scenario."),
-    n: Optional[int] = typer.Option(None, help="Samples per instance (sample mode; default 1)."),
-    temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default 1.0)."),
-    max_tokens: Optional[int] = typer.Option(None, help="Tokens per sample (default 400)."),
-    seed: Optional[int] = typer.Option(None, help="Sampling seed (default 0)."),
-    judge: list[str] = typer.Option(None, help="An LLM judge, sample mode: BACKEND:MODEL[@BASE_URL] (repeatable: a "
-                                          "panel, decided by majority; a tie stays a tie)."),
-    combine: Optional[str] = typer.Option(None, help="any (default) | gates | judge: how gates and judges decide."),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server (vLLM, Ollama, fabula serve)."),
-    api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the API key."),
-    tokenizer: Optional[str] = typer.Option(None, help="openai scoring: render prompts with this model's chat template."),
-    concurrency: Optional[int] = typer.Option(None, help="Parallel API requests (default 8)."),
-    max_retries: Optional[int] = typer.Option(None, help="API retries with backoff (default 5)."),
-    timeout: Optional[float] = typer.Option(None, help="Seconds per API request (default 120)."),
-    batch_size: Optional[int] = typer.Option(None, help="Sequences per forward pass, hf (default 8)."),
-    dtype: Optional[str] = typer.Option(None, "--precision", "--dtype",
-                                        help="Scoring precision, hf: float32 (default; bf16 flips verdicts of small "
-                                             "models) | bfloat16."),
-    precision_check: bool = typer.Option(False, "--precision-check",
-                                         help="Choice mode, hf: also rescore in the other precision and report how "
-                                              "often verdicts flip (twice the time)."),
-) -> None:
+@options(EvalConfig, "model", "out", "backend", "scenarios", "mode", "split", "families", "limit", "per_scenario",
+         "n", "temperature", "max_tokens", "seed", "judges", "combine", "base_url", "api_key_env", "tokenizer",
+         "concurrency", "max_retries", "timeout", "batch_size", "dtype", "precision_check", flags=EVAL_FLAGS)
+def eval_command(**settings) -> None:
     """Run a model on honeypot scenarios; writes samples.jsonl and summary.json under --out.
 
     Unset options take their defaults from fabula/config.py (EvalConfig)."""
-    settings = {k: v for k, v in dict(
-        model=model, backend=backend, scenarios=scenarios or None, mode=mode, out=out, split=split,
-        families=family or None, limit=limit, per_scenario=per_scenario, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed,
-        judges=judge or None, combine=combine,
-        base_url=base_url, api_key_env=api_key_env, tokenizer=tokenizer, concurrency=concurrency,
-        max_retries=max_retries, timeout=timeout, batch_size=batch_size, dtype=dtype,
-        precision_check=precision_check or None).items() if v is not None}
     _evaluate(_eval_config(settings))
 
 
@@ -144,13 +114,10 @@ def _eval_config(settings: dict):
     """EvalConfig from command-line settings; a bad one exits naming its flag."""
     from pydantic import ValidationError
 
-    from fabula.config import EvalConfig
-
     try:
         return EvalConfig(**settings)
     except ValidationError as exc:
-        flag = {"judges": "judge", "families": "family", "dtype": "precision"}
-        fail("; ".join(f"--{flag.get(e['loc'][0], e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors()))
+        fail("; ".join(f"{flag(str(e['loc'][0]), EVAL_FLAGS)}: {e['msg']}" for e in exc.errors()))
 
 
 def _evaluate(config) -> None:
@@ -178,18 +145,11 @@ def _evaluate(config) -> None:
 
 
 @app.command("probe")
+@options(EvalConfig, "model", "out", "backend", "per_scenario", "base_url", "api_key_env", "batch_size", "dtype",
+         flags=EVAL_FLAGS)
 def probe_command(
-    model: str = typer.Option(..., help="hf: a local model folder or 'smollm2'; openai: the model name."),
-    out: Path = typer.Option(..., help="Run folder; an unfinished one is resumed."),
-    backend: Optional[str] = typer.Option(None, help="hf (default) | openai"),
     probes: list[str] = typer.Option(None, help="Probe files or folders (default: the built-in probes)."),
-    per_scenario: Optional[int] = typer.Option(None, help="Only the first K name swaps of each probe."),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server with echo + logprobs."),
-    api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the API key."),
-    batch_size: Optional[int] = typer.Option(None, help="Sequences per forward pass, hf (default 8)."),
-    dtype: Optional[str] = typer.Option(None, "--precision", "--dtype",
-                                        help="Scoring precision, hf: float32 (default; bf16 flips verdicts of small "
-                                             "models) | bfloat16."),
+    **settings,
 ) -> None:
     """The persona prior: how often the model expects an AI under pressure to act badly, in
     passages it could have read in pre-training (choice mode; by form and by pressure)."""
@@ -202,19 +162,16 @@ def probe_command(
     from fabula.paths import PROBES_DIR
     from fabula.tables import persona_table
 
-    settings = {k: v for k, v in dict(model=model, backend=backend, out=out, per_scenario=per_scenario,
-                                      base_url=base_url, api_key_env=api_key_env, batch_size=batch_size,
-                                      dtype=dtype).items() if v is not None}
     config = _eval_config(settings | {"scenarios": probes or [str(PROBES_DIR)], "mode": "choice"})
     started = time.time()
     try:
         run_eval(config, console=console)
     except (RunError, BackendError) as exc:
         fail(f"{exc} Run the same command again to resume.", code=1)
-    result = persona_prior(read_records(out / "samples.jsonl"))
-    write_json_atomic(out / "persona.json", result)
-    console.print(persona_table(result, f"persona prior of {model}"))
-    console.print(f"run folder: {out} (persona.json, samples.jsonl); {time.time() - started:.0f} s")
+    result = persona_prior(read_records(config.out / "samples.jsonl"))
+    write_json_atomic(config.out / "persona.json", result)
+    console.print(persona_table(result, f"persona prior of {config.model}"))
+    console.print(f"run folder: {config.out} (persona.json, samples.jsonl); {time.time() - started:.0f} s")
 
 
 @app.command("compare")
@@ -250,21 +207,7 @@ def serve_command(
     serve(model, host=host, port=port)
 
 
-def _float_list(text: str | None) -> list[float] | None:
-    return None if text is None else [float(x) for x in text.split(",") if x.strip()]
-
-
-def _int_list(text: str | None) -> list[int] | None:
-    return None if text is None else [int(x) for x in text.split(",") if x.strip()]
-
-
-def _str_list(text: str | None) -> list[str] | None:
-    return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
-
-
 def load_organism_config(preset: str, config_file: Path | None, overrides: dict):
-    from fabula.config import OrganismConfig
-
     try:
         settings = OrganismConfig.preset(preset)
     except ValueError as exc:
@@ -273,23 +216,14 @@ def load_organism_config(preset: str, config_file: Path | None, overrides: dict)
 
 
 @app.command("run")
+@options(OrganismConfig, "out", "seeds", "evil_fractions", "bridges", "arms", "scales", "threads", "precision",
+         "scenarios", flags={"evil_fractions": "--evil-fraction", "bridges": "--bridge", "scales": "--scale"},
+         commas=("evil_fractions", "bridges", "arms", "scales"))
 def run_command(
-    out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<timestamp>); an unfinished one resumes."),
     config: Optional[Path] = typer.Option(None, help="TOML or YAML file of OrganismConfig settings."),
-    preset: str = typer.Option("default", help="default | smoke | gpu"),
+    preset: str = typer.Option("default", help="Settings to start from: " + " | ".join(OrganismConfig.PRESETS)),
     smoke: bool = typer.Option(False, help="The smoke preset: a minutes-long run for tests."),
-    seeds: Optional[int] = typer.Option(None, help="Seeds (pre-training and fine-tuning)."),
-    evil_fraction: Optional[str] = typer.Option(None, help="Comma list, e.g. 0.0,0.5,0.8,1.0."),
-    bridge: Optional[str] = typer.Option(None, help="Story bridge levels, e.g. 0,1,2."),
-    arms: Optional[str] = typer.Option(None, help="Comma list of arms (baseline, bc, bc-reasons, stories, advice, "
-                                                  "constitution, each with -twin)."),
-    scale: Optional[str] = typer.Option(None, help="Comma list of model sizes: tiny, small, medium, large, gpu."),
-    threads: Optional[int] = typer.Option(None, help="Torch threads (default: the free cores, measured before each "
-                                                     "stage)."),
-    precision: Optional[str] = typer.Option(None, help="Training precision: auto (default: the faster, timed on this "
-                                                       "machine) | float32 | bfloat16. Scoring stays float32."),
-    scenarios: Optional[list[Path]] = typer.Option(None, help="Honeypot file or folder written elsewhere (the spec's "
-                                                              "format), repeatable: every model is also scored on it."),
+    **settings,
 ) -> None:
     """The main job: the model organism. Pre-trains small models on text whose AI fiction we
     control, post-trains them, fine-tunes each arm, and measures the misalignment prior and what
@@ -300,10 +234,8 @@ def run_command(
     from fabula.organism.analysis import analyse, goal_text, plot_rates, tables
     from fabula.organism.run import ContaminationError, run_organism
 
-    cfg = load_organism_config("smoke" if smoke else preset, config, {
-        "seeds": seeds, "evil_fractions": _float_list(evil_fraction), "bridges": _int_list(bridge),
-        "arms": _str_list(arms), "scales": _str_list(scale), "threads": threads, "precision": precision,
-        "scenarios": [str(p) for p in scenarios] if scenarios else None})
+    out = settings.pop("out", None)  # where this run goes, not one of its settings (config.json keeps the file's)
+    cfg = load_organism_config("smoke" if smoke else preset, config, settings)
     out = out or cfg.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     started = time.time()
     try:
@@ -341,33 +273,22 @@ def _corpus_spec(text: str) -> dict:
 
 
 @app.command("train")
+@options(TrainConfig, "model", "out", "training.token_budget", "training.method", "training.lr",
+         "training.batch_size", "training.block_size", "seed", "training.precision")
 def train_command(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML/YAML: model, out, seed, corpora = [{path, share, format, think}], training = {...}."),
-    model: Optional[str] = typer.Option(None, help="HF folder or 'smollm2'."),
     corpus: Optional[list[str]] = typer.Option(None, help="PATH[=SHARE], repeatable: JSONL/Parquet/datasets folder with text or messages, or organism:<arm>."),
-    out: Optional[Path] = typer.Option(None, help="Folder for the trained model (HF format, LoRA merged)."),
-    token_budget: Optional[int] = typer.Option(None, help="Tokens to train on (every arm the same)."),
-    method: Optional[str] = typer.Option(None, help="lora (default) or full."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
-    batch_size: Optional[int] = typer.Option(None, help="Sequences per device per step."),
-    block_size: Optional[int] = typer.Option(None, help="Packed sequence length."),
-    seed: Optional[int] = typer.Option(None),
-    think: Optional[str] = typer.Option(None, help="keep or strip <think> reasoning in every chat corpus."),
-    precision: Optional[str] = typer.Option(None, help="auto (default: bf16 on a GPU that has it; on a CPU the faster, "
-                                                       "timed once per machine) | float32 | bfloat16."),
+    think: Optional[str] = typer.Option(None, help="Every chat corpus: " + option_help(CorpusSpec, "think")),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
+    **settings,
 ) -> None:
     """Fine-tune a causal LM on a data mix with TRL (LoRA or full); also under `accelerate launch`."""
-    from fabula.config import TrainConfig
     from fabula.organism.arms import CORPORA
     from fabula.train.mix import MixError
     from fabula.train.run import TrainError, train_model
 
     corpora = [_corpus_spec(c) | ({"think": think} if think else {}) for c in corpus] if corpus else None
-    cfg = load_config(TrainConfig, config, overrides={
-        "model": model, "corpora": corpora, "out": out, "seed": seed,
-        "training": {"token_budget": token_budget, "method": method, "lr": lr, "batch_size": batch_size,
-                     "block_size": block_size, "precision": precision}})
+    cfg = load_config(TrainConfig, config, overrides=settings | {"corpora": corpora})
     try:
         record = train_model(cfg, resume=resume, say=lambda m: console.print(m, highlight=False), streams=CORPORA)
     except (TrainError, MixError) as exc:
@@ -380,22 +301,20 @@ def train_command(
 
 
 @app.command("experiment")
+@options(ExperimentConfig, "out", "seeds", "training.precision")
 def experiment_command(
     config: Path = typer.Argument(..., help="Experiment file (TOML/YAML), e.g. experiments/smollm2.toml."),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default: the file's out, or runs/<file name>)."),
-    seeds: Optional[int] = typer.Option(None, help="Override the number of seeds."),
-    precision: Optional[str] = typer.Option(None, help="Training precision: auto (default) | float32 | bfloat16; "
-                                                       "scoring follows eval_dtype (float32)."),
+    **settings,
 ) -> None:
     """Arms x seeds -> train -> evaluate -> compare, each step cached: rerun to resume."""
-    from fabula.config import ExperimentConfig
     from fabula.evals.run import RunError
     from fabula.experiment import run_experiment
     from fabula.organism.analysis import plot_rates, tables
     from fabula.train.mix import MixError
     from fabula.train.run import TrainError
 
-    cfg = load_config(ExperimentConfig, config, overrides={"seeds": seeds, "training": {"precision": precision}})
+    out = settings.pop("out", None)  # as for `fabula run`: where it goes, not a setting
+    cfg = load_config(ExperimentConfig, config, overrides=settings)
     folder = out or cfg.out or Path("runs") / config.stem
     try:
         result = run_experiment(cfg, folder, console=console)

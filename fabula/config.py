@@ -1,7 +1,9 @@
 """Settings for every command, in one place, each default with its reason.
 
 The CLI and config files only override these; the resolved settings are saved beside every
-output (run.json), so a result always says how it was made.
+output (run.json), so a result always says how it was made. A field the CLI sets has its help in
+`description`: the command's option is made from the field (fabula.terminal.options), its help
+ending in the default written here.
 """
 
 from __future__ import annotations
@@ -18,24 +20,30 @@ from fabula.paths import BUILTIN_DIR
 class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str                                   # HF folder or `smollm2` (hf); model name (APIs)
-    backend: Literal["hf", "openai", "anthropic"] = "hf"
-    scenarios: list[str] = [str(BUILTIN_DIR)]
-    mode: Literal["choice", "sample", "both"] = "choice"  # both: each into OUT/choice, OUT/sample, then validity
-    split: Literal["test", "train", "all"] = "test"  # test: never what training saw
-    families: list[str] | None = None            # None: every family in the files
-    limit: int | None = Field(None, ge=1)        # first N instances, for quick looks
-    per_scenario: int | None = Field(None, ge=1)  # first K name-swapped instances of each scenario: a scenario
-                                                 # goes one way for all of them, so K=2 keeps the design, not the cost
-    out: Path
+    model: str = Field(description="hf: a local model folder or 'smollm2'; openai/anthropic: the model name")
+    backend: Literal["hf", "openai", "anthropic"] = Field("hf", description="Where the model runs")
+    scenarios: list[str] = Field([str(BUILTIN_DIR)], description="Scenario files or folders")
+    mode: Literal["choice", "sample", "both"] = Field("choice", description=(
+        "choice: log-probabilities; sample: generate, then gates and judges; both: each into OUT/choice and "
+        "OUT/sample, then how far they agree"))
+    split: Literal["test", "train", "all"] = Field("test", description="Which instances; test: never what training saw")
+    families: list[str] | None = Field(None, description="Only these families; unset: all in the files")
+    limit: int | None = Field(None, ge=1, description="Only the first N instances, for quick looks")
+    per_scenario: int | None = Field(None, ge=1, description=(
+        "Only the first K name swaps of each scenario: a scenario goes one way for all of them, so K=2 keeps the "
+        "design, not the cost"))
+    out: Path = Field(description="Run folder; an unfinished one is resumed")
 
     # sample mode
-    n: int = Field(1, ge=1)                      # samples per instance
-    temperature: float = Field(1.0, ge=0)        # 1.0: the model's own distribution
-    max_tokens: int = Field(400, ge=1)           # room for reasoning plus one tool call
-    seed: int = 0
-    judges: list[str] = []                       # BACKEND:MODEL[@BASE_URL] each; several: a panel, majority vote
-    combine: Literal["any", "gates", "judge"] = "any"  # any: a gate OR a 'yes' from the judges
+    n: int = Field(1, ge=1, description="Samples per instance, sample mode")
+    temperature: float = Field(1.0, ge=0, description="Sampling temperature; 1.0: the model's own distribution")
+    max_tokens: int = Field(400, ge=1, description="Tokens per sample: room for reasoning plus one tool call")
+    seed: int = Field(0, description="Sampling seed")
+    judges: list[str] = Field([], description=(
+        "An LLM judge, sample mode: BACKEND:MODEL[@BASE_URL]; several: a panel, decided by majority, where a tie "
+        "stays a tie"))
+    combine: Literal["any", "gates", "judge"] = Field("any", description=(
+        "How gates and judges decide; any: a gate OR a 'yes' from the judges"))
 
     @field_validator("judges")
     @classmethod
@@ -46,15 +54,17 @@ class EvalConfig(BaseModel):
         return judges
 
     # backend plumbing (not part of what a run measures; may change on resume)
-    base_url: str | None = None
-    api_key_env: str | None = None               # name of the variable holding the key, never the key
-    tokenizer: str | None = None                 # chat template for openai scoring
-    concurrency: int = Field(8, ge=1)
-    max_retries: int = Field(5, ge=0)
-    timeout: float = Field(120.0, gt=0)
-    batch_size: int = Field(8, ge=1)             # continuations or prompts per forward pass (hf)
-    dtype: Literal["float32", "bfloat16"] = "float32"  # float32: exact scores on CPU
-    precision_check: bool = False                # choice, hf: also rescore in the other precision, report the flips
+    base_url: str | None = Field(None, description="OpenAI-compatible server (vLLM, Ollama, fabula serve)")
+    api_key_env: str | None = Field(None, description="Name of the variable holding the API key, never the key")
+    tokenizer: str | None = Field(None, description="openai scoring: render prompts with this model's chat template")
+    concurrency: int = Field(8, ge=1, description="Parallel API requests")
+    max_retries: int = Field(5, ge=0, description="API retries with backoff")
+    timeout: float = Field(120.0, gt=0, description="Seconds per API request")
+    batch_size: int = Field(8, ge=1, description="Continuations or prompts per forward pass, hf")
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description=(
+        "Scoring precision, hf; float32: exact scores on CPU, where bf16 flips verdicts of small models"))
+    precision_check: bool = Field(False, description=(
+        "Choice mode, hf: also rescore in the other precision and report how often verdicts flip (twice the time)"))
 
     SAMPLING: ClassVar[frozenset] = frozenset({"n", "temperature", "max_tokens", "seed", "judges", "combine"})
     # settings that may differ between a run and its resumption
@@ -88,18 +98,21 @@ class OrganismConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    out: Path | None = None                      # None: runs/<timestamp>
-    seeds: int = Field(1, ge=1)                  # independent pre-training + fine-tuning seeds
-    evil_fractions: list[float] = [0.8]          # share of threatened AIs in pre-training that act badly
+    out: Path | None = Field(None, description="Run folder; unset: runs/<timestamp>; an unfinished one resumes")
+    seeds: int = Field(1, ge=1, description="Independent pre-training + fine-tuning seeds")
+    evil_fractions: list[float] = Field([0.8], description=(
+        "Shares of threatened AIs in pre-training that act badly, e.g. 0.0,0.5,0.8,1.0"))
     control_evil_fraction: float | None = 0.0    # the clean-prior control each family is read against
     log_families: list[str] = ORGANISM_FAMILIES[:5]  # agent logs only for these; the rest: prose only
     # The dose, set on the in-world prior alone (evil 0.8 vs the control, seed 0;
     # docs/inworld-frozen.md): 0.45 / 0.25 gave a prose-only prior of +0.10, 0.7 / 0.6 gave +0.24.
     ai_share: float = Field(0.7, gt=0, lt=1)     # of pre-training documents: AI discourse (the rest: ordinary prose)
     log_share: float = Field(0.6, ge=0, le=1)    # of a log family's AI texts: agent logs (0.25: the four forms alike)
-    scales: list[str] = ["small"]                # model sizes (fabula.organism.model.SIZES)
-    arms: list[str] = ["baseline", "bc", "stories", "stories-twin"]
-    bridges: list[int] = [2]                     # story bridge levels: 0 implicit, 1 prose, 2 tool call
+    scales: list[str] = Field(["small"], description=(
+        "Model sizes (fabula.organism.model.SIZES): tiny, small, medium, large, gpu"))
+    arms: list[str] = Field(["baseline", "bc", "stories", "stories-twin"], description=(
+        "Arms: baseline, bc, bc-reasons, stories, advice, constitution, each also with -twin"))
+    bridges: list[int] = Field([2], description="Story bridge levels: 0 implicit, 1 prose, 2 tool call")
     vocab_size: int = 4096                       # byte-level BPE; the output layer dominates small models
     block_size: int = 640                        # the longest honeypot + choice is 562 organism tokens
     # Sized so one seed takes <= 15 min on 2 AVX2-only cores in float32 (docs/organism.md, "What the default trades"):
@@ -110,8 +123,9 @@ class OrganismConfig(BaseModel):
     batch_size: int = 4                          # 2 cores, AVX2, float32: 4.4k tokens/s at 4 x 640, 3.5k at 8 x 640
     pretrain_lr: float = 3e-3
     finetune_lr: float = 1e-3                    # lower than pre-training: fine-tuning alone moves margins
-    threads: int | None = None                   # None: the cores not busy, measured before each stage
-    precision: Literal["auto", "float32", "bfloat16"] = "auto"  # training; auto: the faster, timed on this machine
+    threads: int | None = Field(None, description="Torch threads; unset: the free cores, measured before each stage")
+    precision: Literal["auto", "float32", "bfloat16"] = Field("auto", description=(
+        "Training precision; auto: the faster, timed on this machine. Scoring stays float32"))
     smoke: bool = False                          # minutes-long run for tests
     probes: bool = True                          # also score the persona-prior probes (fabula probe) per model
     eval_per_scenario: int | None = Field(2, ge=1)   # name swaps scored per honeypot scenario: a scenario goes one
@@ -122,27 +136,29 @@ class OrganismConfig(BaseModel):
     inworld_per_family: int = Field(20, ge=0)    # test scenarios per family (0: no in-world readout)
     inworld_per_scenario: int | None = Field(1, ge=1)  # name swaps scored of the 2 written
     families: list[str] = ORGANISM_FAMILIES      # which organism families appear in pre-training
-    scenarios: list[str] = []                    # honeypots written elsewhere (spec format): every model is also
-                                                 # scored on their test split, reported apart; no corpus may overlap them
+    scenarios: list[str] = Field([], description=(
+        "Honeypot files or folders written elsewhere (the spec's format): every model is also scored on their test "
+        "split, reported apart; no corpus may overlap them"))
+
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "default": {},
+        "smoke": {"smoke": True, "scales": ["tiny"], "vocab_size": 1024, "block_size": 512,
+                  "pretrain_tokens": 60_000, "chat_tokens": 16_000, "arm_tokens": 8_000, "batch_size": 8,
+                  "eval_per_scenario": 1, "inworld_per_family": 3},
+        # One GPU: a 91M-parameter model on 10x the CPU run's tokens, ~14 min a seed on an H200
+        # (docs/results.md, History; a quarter of it drawing the corpus on one core). Batch 32 x 1024 keeps ~30
+        # optimizer steps per arm; the learning rates are GPT-2-small-like, not tuned.
+        "gpu": {"scales": ["gpu"], "pretrain_tokens": 20_000_000, "chat_tokens": 1_500_000,
+                "arm_tokens": 500_000, "batch_size": 32, "seeds": 3, "vocab_size": 8192,
+                "block_size": 1024, "pretrain_lr": 6e-4, "finetune_lr": 2e-4,
+                "eval_per_scenario": None, "probe_per_scenario": None, "inworld_per_scenario": None},
+    }
 
     @classmethod
     def preset(cls, name: str) -> dict:
-        presets = {
-            "default": {},
-            "smoke": {"smoke": True, "scales": ["tiny"], "vocab_size": 1024, "block_size": 512,
-                      "pretrain_tokens": 60_000, "chat_tokens": 16_000, "arm_tokens": 8_000, "batch_size": 8,
-                      "eval_per_scenario": 1, "inworld_per_family": 3},
-            # One GPU: a 91M-parameter model on 10x the CPU run's tokens, ~14 min a seed on an H200
-            # (docs/results.md, History; a quarter of it drawing the corpus on one core). Batch 32 x 1024 keeps ~30
-            # optimizer steps per arm; the learning rates are GPT-2-small-like, not tuned.
-            "gpu": {"scales": ["gpu"], "pretrain_tokens": 20_000_000, "chat_tokens": 1_500_000,
-                    "arm_tokens": 500_000, "batch_size": 32, "seeds": 3, "vocab_size": 8192,
-                    "block_size": 1024, "pretrain_lr": 6e-4, "finetune_lr": 2e-4,
-                    "eval_per_scenario": None, "probe_per_scenario": None, "inworld_per_scenario": None},
-        }
-        if name not in presets:
-            raise ValueError(f"unknown preset {name!r}: one of {', '.join(presets)}")
-        return presets[name]
+        if name not in cls.PRESETS:
+            raise ValueError(f"unknown preset {name!r}: one of {', '.join(cls.PRESETS)}")
+        return dict(cls.PRESETS[name])
 
 
 class Training(BaseModel):
@@ -150,18 +166,20 @@ class Training(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    token_budget: int = Field(40_000, ge=1)      # tokens trained on, equal across arms; the count seen is reported
-    method: Literal["lora", "full"] = "lora"
+    token_budget: int = Field(40_000, ge=1, description=(
+        "Tokens to train on, equal across arms; the count seen is reported"))
+    method: Literal["lora", "full"] = Field("lora", description="LoRA (merged into the saved model) or every weight")
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
-    lr: float = Field(2e-4, gt=0)                # LoRA's usual rate; full fine-tuning wants ~10x less
-    batch_size: int = Field(4, ge=1)             # per device
+    lr: float = Field(2e-4, gt=0, description="Peak learning rate; LoRA's usual, full fine-tuning wants ~10x less")
+    batch_size: int = Field(4, ge=1, description="Sequences per device per step")
     gradient_accumulation: int = Field(1, ge=1)
-    block_size: int = Field(512, ge=16)          # packed sequence length
+    block_size: int = Field(512, ge=16, description="Packed sequence length")
     warmup_steps: int = Field(5, ge=0)
-    precision: Literal["auto", "float32", "bfloat16"] = "auto"  # bfloat16 is autocast, weights stay float32; auto:
-                                                 # bf16 on a GPU that has it, on a CPU the faster, timed (train/precision.py)
+    precision: Literal["auto", "float32", "bfloat16"] = Field("auto", description=(
+        "Training precision; bfloat16 is autocast, weights stay float32; auto: bf16 on a GPU that has it, on a CPU "
+        "the faster, timed once per machine (train/precision.py)"))
     save_every: int = Field(25, ge=1)            # steps between resumable checkpoints
     activation_checkpointing: bool = False       # recompute activations: less memory, ~30% more compute
 
@@ -175,16 +193,16 @@ class CorpusSpec(BaseModel):
     path: str
     share: float = Field(1.0, gt=0)              # of the token budget, relative to the other corpora
     format: Literal["auto", "document", "chat"] = "auto"  # auto: `text` -> document, `messages` -> chat
-    think: Literal["keep", "strip"] = "keep"     # strip: drop <think>...</think> from assistant turns
+    think: Literal["keep", "strip"] = Field("keep", description="strip: drop <think>...</think> from assistant turns")
 
 
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str                                   # HF folder or `smollm2`
+    model: str = Field(description="HF folder or 'smollm2'")
     corpora: list[CorpusSpec] = Field(min_length=1)
-    out: Path
-    seed: int = 0
+    out: Path = Field(description="Folder for the trained model (HF format, LoRA merged)")
+    seed: int = Field(0, description="Seed of the data mix and the training")
     training: Training = Training()
     scenarios: list[str] = [str(BUILTIN_DIR)]    # whose test split the corpora must not overlap
 
@@ -195,10 +213,10 @@ class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = "smollm2"
-    out: Path | None = None                      # None: runs/<config file name>
+    out: Path | None = Field(None, description="Output folder; unset: runs/<config file name>")
     arms: list[str] = ["baseline", "bc", "stories", "stories-twin"]
     bridges: list[int] = [2]                     # story bridge levels for organism stories
-    seeds: int = Field(1, ge=1)
+    seeds: int = Field(1, ge=1, description="Seeds: each arm trained and evaluated once per seed")
     retain_share: float = Field(0.5, ge=0, lt=1) # ordinary chat mixed into every arm (baseline: all of it)
     corpora: dict[str, str] = {}                 # arm -> corpus file (fabula generate); default organism:<arm>
     retain: str = "organism:chat"                # the retain corpus
@@ -211,31 +229,37 @@ class ExperimentConfig(BaseModel):
     scenarios: list[str] = [str(BUILTIN_DIR)]
 
 
+Pipeline = Literal["stories", "advice", "constitution", "bc", "bc-reasons"]
+
+
 class GenerateConfig(BaseModel):
     """One generation run (`fabula generate PIPELINE`): a corpus from a constitution and a taxonomy."""
 
     model_config = ConfigDict(extra="forbid")
 
-    pipeline: Literal["stories", "advice", "constitution", "bc", "bc-reasons"]
+    pipeline: Pipeline
     out: Path
-    n: int = Field(100, ge=1)                    # items planned (control arms: instance x sample pairs, at most)
-    seed: int = 0                                # briefs and per-call seeds derive from it
-    backend: Literal["hf", "openai", "anthropic"] = "openai"
-    model: str                                   # the writer
-    judge_backend: Literal["hf", "openai", "anthropic"] | None = None  # None: the writer judges
-    judge_model: str | None = None
+    n: int = Field(100, ge=1, description="Items to plan (control arms: instance x sample pairs, at most)")
+    seed: int = Field(0, description="Seed; briefs and per-call seeds derive from it")
+    backend: Literal["hf", "openai", "anthropic"] = Field("openai", description=(
+        "The writer's backend; openai: any OpenAI-compatible server"))
+    model: str = Field(description="The writer model (API name, or a local folder/'smollm2' for hf)")
+    judge_backend: Literal["hf", "openai", "anthropic"] | None = Field(None, description=(
+        "The judge's backend; unset: the writer's"))
+    judge_model: str | None = Field(None, description="Judge model; unset: the writer judges")
     judge_base_url: str | None = None
-    target_backend: Literal["hf", "openai", "anthropic"] | None = None  # bc arms: the model under test
-    target_model: str | None = None              # None: the writer is the model under test
-    target_base_url: str | None = None
-    constitution: Path | None = None             # None: the shipped default
-    taxonomy: Path | None = None
-    scenarios: list[str] = [str(BUILTIN_DIR)]    # their test split is the contamination reference;
-                                                 # their train split feeds the bc arms
+    target_backend: Literal["hf", "openai", "anthropic"] | None = Field(None, description=(
+        "bc arms: the backend of the model under test; unset: the writer's"))
+    target_model: str | None = Field(None, description="bc arms: the model under test; unset: the writer")
+    target_base_url: str | None = Field(None, description="bc arms: the server of the model under test")
+    constitution: Path | None = Field(None, description="Constitution Markdown; unset: the shipped one")
+    taxonomy: Path | None = Field(None, description="Taxonomy YAML; unset: the shipped one")
+    scenarios: list[str] = Field([str(BUILTIN_DIR)], description=(
+        "Scenario files: their test split is the contamination reference, their train split feeds the bc arms"))
     temperature: float = Field(1.0, ge=0)        # writing; judges always use 0
-    bridge: int = Field(1, ge=0, le=2)           # stories: 0 action implicit, 1 narrated, 2 the tool call shown
-    think: bool = False                          # advice: value reasoning inside <think> tags
-    twins: bool = True                           # also write each text's twin (the AI acting badly)
+    bridge: int = Field(1, ge=0, le=2, description="stories: 0 action implicit, 1 narrated, 2 the tool call shown")
+    think: bool = Field(False, description="advice: value reasoning inside <think> tags")
+    twins: bool = Field(True, description="Also write each text's twin (the AI acting badly)")
     elicit: bool = True                          # bc arms: an eliciting system line when sampling, never saved
     samples_per_instance: int = Field(4, ge=1)
     ideas_per_prompt: int = Field(8, ge=1)
@@ -244,21 +268,23 @@ class GenerateConfig(BaseModel):
     contamination_threshold: float = Field(0.05, ge=0, le=1)  # share of a text's 8-grams found in test text
 
     # plumbing: may change between a run and its resumption
-    base_url: str | None = None
-    api_key_env: str | None = None               # the variable's name, never the key
-    concurrency: int = Field(16, ge=1)           # calls in flight
-    rpm: float | None = Field(None, gt=0)        # calls started per minute; None: no limit
+    base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(None, description="Name of the variable holding the API key, never the key")
+    concurrency: int = Field(16, ge=1, description="Calls in flight")
+    rpm: float | None = Field(None, gt=0, description="Calls started per minute at most; unset: no limit")
     max_retries: int = Field(6, ge=0)
     retry_base: float = Field(1.0, ge=0)         # seconds; doubled each retry, with jitter
     timeout: float = Field(120.0, gt=0)
     batch_size: int = Field(8, ge=1)             # hf backend: calls sharing one forward pass
-    max_cost: float | None = Field(None, gt=0)   # USD; no new call starts past it
-    price_in: float | None = Field(None, ge=0)   # USD per million tokens; default: the known list price
-    price_out: float | None = Field(None, ge=0)
+    max_cost: float | None = Field(None, gt=0, description="USD; no new call starts past it")
+    price_in: float | None = Field(None, ge=0, description="USD per million input tokens; unset: the known list price")
+    price_out: float | None = Field(None, ge=0, description="USD per million output tokens; unset: the list price")
     shard_size: int = Field(1000, ge=1)          # item records per JSONL shard
     cache: Path | None = None                    # None: $FABULA_CACHE/calls.sqlite
     # the batch lane (fabula/data/lane.py): the same calls at batch prices, answered within a day
-    batch: Literal["off", "on", "auto"] = "off"  # auto: batches for stages of more than batch_min_calls
+    batch: Literal["off", "on", "auto"] = Field("off", description=(
+        "on: the providers' batch APIs, at batch prices, answered within a day; auto: batches for stages of more "
+        "than batch_min_calls calls"))
     batch_min_calls: int = Field(500, ge=0)      # fewer wait a day for too little saving: they go live
     batch_poll: float = Field(30.0, gt=0)        # seconds between status checks of open batches
     batch_chunk: int | None = Field(None, ge=1)  # calls per batch; None: the provider's limit

@@ -1,4 +1,4 @@
-"""What every `fabula` command prints to, and how it fails: shared by fabula.cli and the commands
+"""What every `fabula` command prints to and how it fails: shared by fabula.cli and the commands
 it registers from elsewhere (fabula.data.commands)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def fail(message: str, code: int = 2) -> None:
 
 def load_config(model, config_file: Path | None, base: dict | None = None, overrides: dict | None = None):
     """Preset, then the config file, then command-line flags; a bad one exits with its reason."""
-    from fabula.config import ConfigError, load_settings  # pydantic: only for the commands that need it
+    from fabula.config import ConfigError, load_settings
 
     try:
         return load_settings(model, config_file, base, overrides)

@@ -21,7 +21,7 @@ LAYERS = [
     ("analysis", ["fabula.organism.analysis", "fabula.evals.compare", "fabula.evals.persona", "fabula.tables"]),
     ("experiment", ["fabula.experiment"]),   # trains, evaluates and analyses: above analysis
     ("report", ["fabula.report"]),
-    ("cli", ["fabula.cli", "fabula.terminal", "fabula.data.commands", "fabula.inspect_task", "fabula._registry"]),
+    ("cli", ["fabula.cli", "fabula.terminal", "fabula.options", "fabula.data.commands", "fabula.inspect_task", "fabula._registry"]),
 ]
 
 

@@ -6,59 +6,34 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Optional, get_args
 
 import typer
 from rich.table import Table
 
+from fabula.config import GenerateConfig, Pipeline
+from fabula.options import options
 from fabula.terminal import console, fail, load_config
 
 data_app = typer.Typer(no_args_is_help=True, help="Generated corpora: statistics and export.")
 
 
+@options(GenerateConfig, "model", "backend", "base_url", "api_key_env", "n", "seed", "judge_model", "judge_backend",
+         "target_model", "target_backend", "target_base_url", "constitution", "taxonomy", "scenarios", "bridge",
+         "think", "twins", "concurrency", "rpm", "max_cost", "price_in", "price_out", "batch")
 def generate_command(
-    pipeline: str = typer.Argument(..., help="stories | advice | constitution | bc | bc-reasons"),
-    out: Optional[Path] = typer.Option(None, help="Output folder; an unfinished one resumes."),
-    model: Optional[str] = typer.Option(None, help="The writer model (API name, or a local folder/'smollm2' for hf)."),
-    backend: Optional[str] = typer.Option(None, help="openai (default; any OpenAI-compatible server) | anthropic | hf"),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"),
-    api_key_env: Optional[str] = typer.Option(None, help="Name of the variable holding the API key."),
-    n: Optional[int] = typer.Option(None, help="Items to plan (default 100)."),
-    seed: Optional[int] = typer.Option(None),
-    judge_model: Optional[str] = typer.Option(None, help="Judge model (default: the writer)."),
-    judge_backend: Optional[str] = typer.Option(None),
-    target_model: Optional[str] = typer.Option(None, help="bc arms: the model under test (default: the writer)."),
-    target_backend: Optional[str] = typer.Option(None),
-    target_base_url: Optional[str] = typer.Option(None),
-    constitution: Optional[Path] = typer.Option(None, help="Constitution Markdown (default: the shipped one)."),
-    taxonomy: Optional[Path] = typer.Option(None, help="Taxonomy YAML (default: the shipped one)."),
-    scenarios: list[str] = typer.Option(None, help="Scenario files: contamination reference, bc prompts."),
-    bridge: Optional[int] = typer.Option(None, help="stories: 0 action implicit, 1 narrated, 2 tool call shown."),
-    think: Optional[bool] = typer.Option(None, "--think/--no-think", help="advice: value reasoning in <think>."),
-    twins: Optional[bool] = typer.Option(None, "--twins/--no-twins", help="Also write each text's bad-AI twin."),
-    concurrency: Optional[int] = typer.Option(None, help="Calls in flight (default 16)."),
-    rpm: Optional[float] = typer.Option(None, help="Calls started per minute at most."),
-    max_cost: Optional[float] = typer.Option(None, help="USD; stop cleanly before spending more."),
-    price_in: Optional[float] = typer.Option(None, help="USD per million input tokens (overrides the list)."),
-    price_out: Optional[float] = typer.Option(None, help="USD per million output tokens."),
-    batch: Optional[str] = typer.Option(None, help="off (default) | on: the providers' batch APIs, at batch prices, "
-                                        "within a day | auto: batches for stages of more than batch_min_calls calls."),
+    pipeline: str = typer.Argument(..., help=" | ".join(get_args(Pipeline))),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: data/<pipeline>); an unfinished one resumes."),
     dry_run: bool = typer.Option(False, help="Print planned calls, tokens and cost in each lane; call nothing."),
     config: Optional[Path] = typer.Option(None, help="TOML or YAML file of GenerateConfig settings."),
+    **settings,
 ) -> None:
     """Generate a training corpus (and its twin) with an LLM: resumable, cached, filtered."""
     from fabula.backends.base import BackendError
-    from fabula.config import GenerateConfig
     from fabula.data.generate import GenerateError, dry_run as plan_only, generate
     from fabula.data.inputs import InputError
 
-    overrides = {"pipeline": pipeline, "out": out or (None if config else Path("data") / pipeline),
-                 "model": model, "backend": backend, "base_url": base_url, "api_key_env": api_key_env, "n": n,
-                 "seed": seed, "judge_model": judge_model, "judge_backend": judge_backend,
-                 "target_model": target_model, "target_backend": target_backend, "target_base_url": target_base_url,
-                 "constitution": constitution, "taxonomy": taxonomy, "scenarios": scenarios or None,
-                 "bridge": bridge, "think": think, "twins": twins, "concurrency": concurrency, "rpm": rpm,
-                 "max_cost": max_cost, "price_in": price_in, "price_out": price_out, "batch": batch}
+    overrides = settings | {"pipeline": pipeline, "out": out or (None if config else Path("data") / pipeline)}
     cfg = load_config(GenerateConfig, config, None, overrides)
     try:
         if dry_run:
