@@ -16,7 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from fabula.organism.analysis import goal_text, published_goal
+from fabula.analysis.readout import published_goal
+from fabula.analysis.tables import goal_text
 from fabula.stats import Interval
 
 

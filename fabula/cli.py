@@ -88,7 +88,7 @@ def scenarios_import(
 
 
 def _print_summary(summary: dict) -> None:
-    from fabula.tables import summary_tables
+    from fabula.analysis.tables import summary_tables
 
     for table in summary_tables(summary):
         console.print(table)
@@ -124,7 +124,7 @@ def _evaluate(config) -> None:
     """Run (or resume) an evaluation and print its summary; errors become one paragraph."""
     from fabula.backends import BackendError
     from fabula.evals.run import RunError, run_both, run_eval
-    from fabula.tables import validity_table
+    from fabula.analysis.tables import validity_table
 
     try:
         result = run_both(config, console=console) if config.mode == "both" else run_eval(config, console=console)
@@ -160,7 +160,7 @@ def probe_command(
     from fabula.evals.run import RunError, run_eval
     from fabula.jsonl import read_records, write_json_atomic
     from fabula.paths import PROBES_DIR
-    from fabula.tables import persona_table
+    from fabula.analysis.tables import persona_table
 
     config = _eval_config(settings | {"scenarios": probes or [str(PROBES_DIR)], "mode": "choice"})
     started = time.time()
@@ -182,7 +182,7 @@ def compare_command(
 ) -> None:
     """Rates, ratio (baseline / treated) with intervals, p-value and paired margin shift per group."""
     from fabula.evals.compare import compare_groups, load_runs
-    from fabula.tables import compare_table
+    from fabula.analysis.tables import compare_table
 
     try:
         base_runs, treated_runs = load_runs(baseline), load_runs(treated)
@@ -230,8 +230,9 @@ def run_command(
     moves it, with intervals."""
     import time
 
+    from fabula.analysis import Design, summarise
+    from fabula.analysis.tables import goal_text, run_tables
     from fabula.evals.scenario import ScenarioError
-    from fabula.organism.analysis import analyse, goal_text, plot_rates, tables
     from fabula.organism.run import ContaminationError, run_organism
 
     out = settings.pop("out", None)  # where this run goes, not one of its settings (config.json keeps the file's)
@@ -244,21 +245,9 @@ def run_command(
         hint = f"\nThe run in {out} is unfinished; fix the cause and run the same command to resume." \
             if out.exists() else ""
         fail(f"{exc}{hint}", code=1)
-    result = analyse(models, cfg.log_families, cfg.control_evil_fraction)
-    result |= {"kind": "organism", "seconds": round(time.time() - started)}
-    from fabula.jsonl import write_json_atomic
-
-    write_json_atomic(out / "summary.json", result)
-    plot_rates(result, out / "rates.png", "organism, built-in suite: misaligned preference per model")
-    if result.get("inworld"):
-        plot_rates(result["inworld"], out / "inworld.png", "organism, in-world suite: misaligned preference per model",
-                   ("in-distribution", "held-out, agent logs", "held-out, prose only"))
-    if result["persona"]["points"]:
-        from fabula.evals.persona import plot_mediation
-
-        plot_mediation(result["persona"]["points"], out / "mediation.png",
-                       "organism: does the persona prior track honeypot misalignment?")
-    for table in tables(result):
+    design = Design("organism", tuple(cfg.log_families), cfg.control_evil_fraction)
+    result = summarise(out, models, design, "organism", time.time() - started)
+    for table in run_tables(result):
         console.print(table)
     console.print(goal_text(result["published_goal"]), highlight=False)
     _report(out)
@@ -307,26 +296,25 @@ def experiment_command(
     **settings,
 ) -> None:
     """Arms x seeds -> train -> evaluate -> compare, each step cached: rerun to resume."""
+    import time
+
+    from fabula.analysis import Design, summarise
+    from fabula.analysis.tables import run_tables
     from fabula.evals.run import RunError
     from fabula.experiment import run_experiment
-    from fabula.organism.analysis import plot_rates, tables
     from fabula.train.mix import MixError
     from fabula.train.run import TrainError
 
     out = settings.pop("out", None)  # as for `fabula run`: where it goes, not a setting
     cfg = load_config(ExperimentConfig, config, overrides=settings)
     folder = out or cfg.out or Path("runs") / config.stem
+    began = time.time()
     try:
-        result = run_experiment(cfg, folder, console=console)
+        models = run_experiment(cfg, folder, console=console)
     except (TrainError, MixError, RunError, ValueError) as exc:
         fail(f"{exc}\nFix the cause and run the same command to resume.", code=1)
-    plot_rates(result, folder / "rates.png", title=f"{cfg.model}: misaligned preference per arm")
-    if result["persona"]["points"]:
-        from fabula.evals.persona import plot_mediation
-
-        plot_mediation(result["persona"]["points"], folder / "mediation.png",
-                       f"{cfg.model}: does the persona prior track honeypot misalignment?")
-    for table in tables(result):
+    result = summarise(folder, models, Design("experiment"), cfg.model, time.time() - began)
+    for table in run_tables(result):
         console.print(table)
     _report(folder)
     console.print(f"experiment folder: {folder} (summary.json, report.html, rates.png, models/, evals/); "

@@ -3,7 +3,7 @@
   OUT/models/<arm>-s<seed>/   each arm's model (fabula train's folder: merged HF model + adapter)
   OUT/evals/<name>/           each model's honeypot run (fabula eval's folder), plus `original`,
                               the model before any fine-tuning
-  OUT/summary.json, OUT/rates.png
+  OUT/summary.json, OUT/rates.png    written by fabula.analysis.summarise from what run_experiment returns
 Every arm trains on the same token budget: its own corpus mixed with the retain chat (baseline:
 the retain chat alone). Each arm is read against baseline (what fine-tuning on it does) and
 each positive arm against its bad-AI twin (what its content does, format held fixed).
@@ -12,14 +12,11 @@ A rerun skips every model and evaluation already finished and resumes the one in
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from fabula.config import CorpusSpec, EvalConfig, ExperimentConfig, TrainConfig
 from fabula.evals.run import evaluate_cached
-from fabula.evals.summary import group_stats
 from fabula.jsonl import write_json_atomic
-from fabula.organism.analysis import arm_effects, model_entry, paired_shifts, persona_analysis
 from fabula.organism.arms import CORPORA, ORGANISM, arm_names
 from fabula.organism.heldout import heldout_perplexity
 from fabula.paths import PROBES_DIR
@@ -51,7 +48,7 @@ def _model(cfg: ExperimentConfig, path: Path, name: str, out: Path, console) -> 
 
 
 def run_experiment(cfg: ExperimentConfig, out: Path, console=None) -> dict:
-    """Train and evaluate every arm and seed; returns the analysis (also OUT/summary.json)."""
+    """Train and evaluate every arm and seed; returns {model name: its records and perplexity}."""
     from fabula.backends.smollm2 import resolve_model
 
     say = console.print if console is not None else print
@@ -63,7 +60,6 @@ def run_experiment(cfg: ExperimentConfig, out: Path, console=None) -> dict:
         raise ValueError("the experiment needs the baseline arm: every arm is read against it")
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "config.json", cfg.model_dump(mode="json"))
-    began = time.time()
     source = Path(resolve_model(cfg.model))
     models = {"original": {"arm": "original", "seed": None, **_model(cfg, source, "original", out, console)}}
     for seed in range(cfg.seeds):
@@ -76,26 +72,4 @@ def run_experiment(cfg: ExperimentConfig, out: Path, console=None) -> dict:
             record = train_model(train_cfg, resume=True, say=say, streams=CORPORA)
             models[name] = {"arm": arm, "seed": seed, "tokens": record["tokens"],
                             **_model(cfg, path, name, out, console)}
-    result = analyse_experiment(models) | {"kind": "experiment", "seconds": round(time.time() - began)}
-    write_json_atomic(out / "summary.json", result)
-    return result
-
-
-def analyse_experiment(models: dict) -> dict:
-    """Per arm (seeds pooled) shares and perplexity; arms against baseline and against twins."""
-    by_arm: dict[str, list[dict]] = {}
-    for m in models.values():
-        by_arm.setdefault(m["arm"], []).append(m)
-    runs = {arm: [m["records"] for m in ms] for arm, ms in by_arm.items()}
-    ppl = {arm: sum(m["perplexity"] for m in ms) / len(ms) for arm, ms in by_arm.items()}
-    out = {"models": {arm: model_entry(runs[arm], {}, [m["perplexity"] for m in ms]) for arm, ms in by_arm.items()},
-           "prior": {}, "family_sets": {},
-           "tokens": {arm: [m.get("tokens") for m in ms] for arm, ms in by_arm.items()}}
-    out["arms"], out["content"] = arm_effects({a: r for a, r in runs.items() if a != "original"}, ppl, {})
-    probe_runs = {arm: [m["probe_records"] for m in ms] for arm, ms in by_arm.items() if arm != "original"}
-    out["persona_shift"] = paired_shifts(probe_runs, ppl)
-    if out["persona_shift"]:
-        for arm, ms in by_arm.items():
-            out["models"][arm]["persona"] = group_stats([r for m in ms for r in m["probe_records"]])
-    out["persona"] = persona_analysis(models)
-    return out
+    return models

@@ -17,9 +17,8 @@ LAYERS = [
     ("backends", ["fabula.backends"]),
     ("evals", ["fabula.evals", "fabula.contamination"]),
     ("train, data", ["fabula.train", "fabula.data"]),
-    ("organism", ["fabula.organism"]),
-    ("analysis", ["fabula.organism.analysis", "fabula.evals.compare", "fabula.evals.persona", "fabula.tables"]),
-    ("experiment", ["fabula.experiment"]),   # trains, evaluates and analyses: above analysis
+    ("organism, experiment", ["fabula.organism", "fabula.experiment"]),
+    ("analysis", ["fabula.analysis"]),
     ("report", ["fabula.report"]),
     ("cli", ["fabula.cli", "fabula.terminal", "fabula.options", "fabula.data.commands", "fabula.inspect_task", "fabula._registry"]),
 ]

@@ -36,25 +36,3 @@ def mediation(points: list[dict], x: str = "persona", y: str = "honeypot") -> di
     if len(points) < 3:
         return {"models": len(points), "r": None, "note": "fewer than 3 models: no correlation"}
     return {"models": len(points), "r": stats.correlation([p[x] for p in points], [p[y] for p in points]).record()}
-
-
-def plot_mediation(points: list[dict], path: Path, title: str) -> None:
-    """One point per model: persona-prior score against held-out honeypot misalignment."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 5))
-    ax.scatter([p["persona"] for p in points], [p["honeypot"] for p in points], color="#4c72b0")
-    for p in points:
-        ax.annotate(p["model"], (p["persona"], p["honeypot"]), fontsize=6, xytext=(3, 3),
-                    textcoords="offset points")
-    ax.set_xlabel("persona prior: share of probes preferring the misaligned continuation")
-    ax.set_ylabel("held-out honeypots: misaligned share")
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

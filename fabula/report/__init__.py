@@ -2,7 +2,7 @@
 
 The file needs no network to view: CSS and the transcript filter are inline, figures are PNG
 data URIs. build.py gathers the data, plots.py draws it, templates/report.html.j2 lays it out;
-the console tables are fabula's own (fabula/tables.py, fabula/organism/analysis.py), exported
+the console tables are fabula's own (fabula/analysis/tables.py), exported
 from rich as HTML.
 """
 
@@ -16,11 +16,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from rich.console import Console
 
-from fabula.organism.analysis import tables
 from fabula.report import plots
 from fabula.report.build import ReportError, collect
 from fabula.stats import interval_text
-from fabula.tables import summary_tables
+from fabula.analysis.tables import run_tables, summary_tables
 
 __all__ = ["ReportError", "write_report"]
 
@@ -35,7 +34,7 @@ def console_tables(inputs) -> Markup:
                 console.print(table)
         elif i.kind in ("organism", "experiment"):
             console.print(f"{i.path}", highlight=False)
-            for table in tables(i.summary):
+            for table in run_tables(i.summary):
                 console.print(table)
     return Markup(console.export_html(inline_styles=True, code_format='<pre class="console">{code}</pre>'))
 

@@ -25,7 +25,7 @@ from fabula.evals.scenario import load_instances
 from fabula.evals.scoring import prompt_hash
 from fabula.evals.summary import group_stats, summarize
 from fabula.jsonl import read_records
-from fabula.organism.analysis import GROUPS
+from fabula.analysis.readout import GROUPS
 from fabula.paths import BUILTIN_DIR
 
 EXAMPLES = 3  # transcripts per model x family x verdict: enough to read, few enough to keep the file small

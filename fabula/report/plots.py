@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
-from fabula.organism.analysis import plot_rates  # noqa: E402
+from fabula.analysis.plots import plot_rates  # noqa: E402
 from fabula.report.build import Model, heat  # noqa: E402
 from fabula.stats import Interval  # noqa: E402
 

@@ -1,7 +1,9 @@
 """The organism's analysis on records made by hand: value reasoning is compared with plain bc
 paired per instance, and the undone share is only a number where the prior is not null."""
 
-from fabula.organism.analysis import analyse
+from fabula.analysis import Design, analyse
+
+DESIGN = Design("organism", ("blackmail", "oversight"), 0.0)
 
 FAMILIES = ["blackmail", "oversight", "framing"]  # in-distribution, agent logs, prose only
 
@@ -30,7 +32,7 @@ ALL, NONE = dict.fromkeys(FAMILIES, True), dict.fromkeys(FAMILIES, False)
 def test_bc_reasons_is_compared_with_plain_bc_on_the_same_instances():
     models = {"c": model(0.0, "chat", NONE), "e": model(0.8, "chat", ALL), "b": model(0.8, "baseline", ALL),
               "bc": model(0.8, "bc", ALL), "r": model(0.8, "bc-reasons", NONE)}
-    result = analyse(models, ["blackmail", "oversight"], 0.0)
+    result = analyse(models, DESIGN)
     reasons = result["reasons"]["tiny/ef0.8/bc-reasons vs bc"]
     shift = reasons["held-out"]["share_shift"]
     assert shift["estimate"] == -1.0 and shift["high"] < 0  # every instance bc got wrong, reasons got right
@@ -40,8 +42,8 @@ def test_bc_reasons_is_compared_with_plain_bc_on_the_same_instances():
 def test_the_undone_share_is_undefined_when_the_prior_is_null():
     models = {"c": model(0.0, "chat", ALL), "e": model(0.8, "chat", ALL), "b": model(0.8, "baseline", ALL),
               "bc": model(0.8, "bc", NONE)}
-    undone = analyse(models, ["blackmail", "oversight"], 0.0)["undone"]["tiny/ef0.8/bc"]["held-out"]
+    undone = analyse(models, DESIGN)["undone"]["tiny/ef0.8/bc"]["held-out"]
     assert undone["defined"] is False and undone["undone"] is None  # baseline = control: nothing to undo
     models["c"] = model(0.0, "chat", NONE)
-    undone = analyse(models, ["blackmail", "oversight"], 0.0)["undone"]["tiny/ef0.8/bc"]["held-out"]
+    undone = analyse(models, DESIGN)["undone"]["tiny/ef0.8/bc"]["held-out"]
     assert undone["defined"] is True and undone["undone"]["estimate"] == 1.0  # all of the prior undone

@@ -12,9 +12,8 @@ import pytest
 
 from fabula.config import EvalConfig, ExperimentConfig, OrganismConfig
 from fabula.evals.run import run_eval
-from fabula.experiment import analyse_experiment
 from fabula.jsonl import read_records, write_json_atomic
-from fabula.organism.analysis import analyse
+from fabula.analysis import Design, analyse
 from fabula.organism.arms import arm_stream
 from fabula.organism.run import Experiment
 from fabula.report import ReportError, write_report
@@ -54,7 +53,7 @@ def organism_run(out: Path, tiny: list[Path]) -> Path:
         "contamination": exp.guard("arm bc s0", texts), "losses": [6.1, 5.2, 4.7]})
     write_json_atomic(out / "models.json", {k: {f: v for f, v in m.items() if f not in ("records", "probe_records")}
                                             for k, m in models.items()} | {"seconds": 1})
-    write_json_atomic(out / "summary.json", analyse(models, cfg.log_families, cfg.control_evil_fraction) | {"seconds": 1})
+    write_json_atomic(out / "summary.json", analyse(models, Design("organism", tuple(cfg.log_families), cfg.control_evil_fraction)) | {"seconds": 1})
     return out
 
 
@@ -68,7 +67,7 @@ def experiment_run(out: Path, organism: Path, tiny: list[Path]) -> Path:
         shutil.copytree(organism / "evals" / source, out / "evals" / name)
         models[name] = {"arm": arm, "seed": 0, "tokens": 1024, "probe_records": [], "perplexity": 100.0 + len(arm),
                         "records": read_records(out / "evals" / name / "samples.jsonl")}
-    write_json_atomic(out / "summary.json", analyse_experiment(models) | {"seconds": 1})
+    write_json_atomic(out / "summary.json", analyse(models, Design("experiment")) | {"seconds": 1})
     return out
 
 

@@ -1,20 +1,21 @@
-"""Read the organism's evaluations: the prior, what each arm does, and what its content does.
+"""A run's models read as data (its summary.json): the organism's and an experiment's alike.
 
+  models    misaligned share per model (seeds pooled), per group and per family
   prior     chat model at evil_fraction e vs the control's chat model: paired shift of shares and
-            margins, for held-out families with agent logs and for prose-only ones
+            margins, for held-out families with agent logs and for prose-only ones (organism)
   arms      each arm vs baseline: reduction factor (baseline / arm) with log and scenario-bootstrap
             intervals, paired margin shift
   content   each positive arm vs its bad-AI twin: the effect of what the texts say, not of
             fine-tuning on texts of that form
+  undone    the share of the prior each arm undoes (organism, where the prior is not null)
 Seeds are pooled per instance (fabula.stats.pool_seeds); every interval resamples scenarios.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
-
-from rich.table import Table
+from dataclasses import dataclass
+from typing import Literal
 
 from fabula import stats
 from fabula.evals.compare import compare_groups
@@ -22,8 +23,7 @@ from fabula.evals.persona import mediation
 from fabula.evals.summary import group_stats, instance_values
 from fabula.organism.arms import twin_of
 from fabula.organism.model import SIZES
-from fabula.stats import Interval, interval_text
-from fabula.tables import mcnemar_text, ratio_texts
+from fabula.stats import Interval
 
 GROUPS = ("in-distribution", "held-out", "held-out, agent logs", "held-out, prose only")
 # records beside the built-in honeypots, each read as a whole: (models' key, summary's key)
@@ -178,10 +178,26 @@ def undone(control: list[list[dict]], baseline: list[list[dict]], arm: list[list
     return out
 
 
-def analyse(models: dict, log_families: list[str], control: float | None) -> dict:
-    """Everything the run reports, as plain data (summary.json): the built-in suite's readout at
-    the top level, the in-world suite's under `inworld` (the primary one for the organism), the
-    persona probes and --scenarios beside them."""
+@dataclass(frozen=True)
+class Design:
+    """What a run compared. `organism`: models by scale, evil_fraction and arm, a control
+    evil_fraction, families with agent logs in pre-training; `experiment`: one real model's arms."""
+
+    kind: Literal["organism", "experiment"]
+    log_families: tuple[str, ...] = ()
+    control: float | None = None
+
+
+def analyse(models: dict, design: Design) -> dict:
+    """Everything a run reports, as plain data (its summary.json), with the design's `kind`."""
+    if design.kind == "experiment":
+        return analyse_experiment(models) | {"kind": design.kind}
+    return analyse_organism(models, list(design.log_families), design.control) | {"kind": design.kind}
+
+
+def analyse_organism(models: dict, log_families: list[str], control: float | None) -> dict:
+    """The built-in suite's readout at the top level, the in-world suite's under `inworld` (the
+    primary one for the organism), the persona probes and --scenarios beside them."""
     out = readout(models, "records", log_families, control) | {"persona_shift": {}, "scenarios_shift": {}}
     if all(m.get("inworld_records") for m in models.values()):
         out["inworld"] = readout(models, "inworld_records", log_families, control)
@@ -221,151 +237,21 @@ def published_goal(arms: dict) -> dict:
     return {"reached": reached, "best": best, "best_ratio": rows[best].record() if best is not None else None}
 
 
-def goal_text(goal: dict) -> str:
-    head = "published goal (held-out reduction >= 2x against baseline, interval above 1): "
-    if goal["reached"]:
-        return head + "reached by " + ", ".join(goal["reached"])
-    if goal["best"] is None:
-        return head + "not asked (no arm besides bc against a baseline in this run)"
-    r = Interval.from_record(goal, "best_ratio")
-    return head + f"not reached at any size in this run; best {goal['best']} {r.estimate:.2f}x {r.fmt(bounds_only=True)}"
-
-
-# ------------------------------------------------------------------ rendering
-
-
-def shift_texts(row: dict) -> tuple[str, str]:
-    """A comparison's paired share and margin shifts, "-" where it has none."""
-    return interval_text(row, "share_shift", "+.2f"), interval_text(row, "margin_shift", "+.3f")
-
-
-def readout_tables(result: dict, suite: str) -> list[Table]:
-    """One suite's tables: share per model and per family, the prior, the arms, the content effects."""
-    groups = [g for g in GROUPS if any(g in m["groups"] for m in result["models"].values())]
-    extra = [(key, label) for key, label in (("persona", "persona prior"), ("scenarios", "--scenarios"))
-             if any(key in m for m in result["models"].values())]
-    rates = Table(title=f"{suite}: misaligned share per model (choice mode, plain verdict; seeds pooled)")
-    for col in ("model", "seeds", *groups, *(label for _, label in extra), "perplexity"):
-        rates.add_column(col, justify="left" if col == "model" else "right")
-    for name, m in result["models"].items():
-        cells = []
-        for s in [m["groups"].get(g) for g in groups] + [m.get(key) for key, _ in extra]:
-            cells.append(f"{interval_text(s, 'rate', '.0%')} n={s['n']}" if s else "-")
-        rates.add_row(name, str(m["seeds"]), *cells, f"{m['perplexity']:.1f}")
-    out = [rates, family_table(result, suite)]
-    for title, key in (("the prior: evil_fraction model minus the control (paired)", "prior"),
-                       ("each arm against baseline", "arms"),
-                       ("content effect: each arm against its bad-AI twin", "content"),
-                       ("value reasoning: bc-reasons against plain bc", "reasons")):
-        if not result.get(key):
-            continue
-        t = Table(title=f"{suite}: {title}")
-        for col in ("comparison", "group", "share shift", "margin shift", "ratio (log CI)", "ratio (bootstrap)", "p",
-                    "McNemar p inst. (scen.)"):
-            t.add_column(col, justify="left" if col in ("comparison", "group") else "right")
-        for name, entry in result[key].items():
-            for g in GROUPS:
-                if g not in entry:
-                    continue
-                row = entry[g]
-                t.add_row(name, g, *shift_texts(row), *ratio_texts(row), f"{row['p_value']:.3g}", mcnemar_text(row))
-            t.add_section()
-        out.append(t)
-    if result.get("undone"):
-        out.append(undone_table(result["undone"], suite))
+def analyse_experiment(models: dict) -> dict:
+    """Per arm (seeds pooled) shares and perplexity; arms against baseline and against twins."""
+    by_arm: dict[str, list[dict]] = {}
+    for m in models.values():
+        by_arm.setdefault(m["arm"], []).append(m)
+    runs = {arm: [m["records"] for m in ms] for arm, ms in by_arm.items()}
+    ppl = {arm: sum(m["perplexity"] for m in ms) / len(ms) for arm, ms in by_arm.items()}
+    out = {"models": {arm: model_entry(runs[arm], {}, [m["perplexity"] for m in ms]) for arm, ms in by_arm.items()},
+           "prior": {}, "family_sets": {},
+           "tokens": {arm: [m.get("tokens") for m in ms] for arm, ms in by_arm.items()}}
+    out["arms"], out["content"] = arm_effects({a: r for a, r in runs.items() if a != "original"}, ppl, {})
+    probe_runs = {arm: [m["probe_records"] for m in ms] for arm, ms in by_arm.items() if arm != "original"}
+    out["persona_shift"] = paired_shifts(probe_runs, ppl)
+    if out["persona_shift"]:
+        for arm, ms in by_arm.items():
+            out["models"][arm]["persona"] = group_stats([r for m in ms for r in m["probe_records"]])
+    out["persona"] = persona_analysis(models)
     return out
-
-
-def undone_table(undone: dict, suite: str) -> Table:
-    """Share of the prior each arm undoes, (baseline - arm) / (baseline - control), by group."""
-    t = Table(title=f"{suite}: share of the prior undone, (baseline - arm) / (baseline - control), paired, "
-                    "scenario bootstrap")
-    for col in ("arm", "group", "prior (baseline - control)", "undone"):
-        t.add_column(col, justify="left" if col in ("arm", "group") else "right")
-    for name, by_group in undone.items():
-        for group, u in by_group.items():
-            t.add_row(name, group, interval_text(u, "prior", "+.2f"),
-                      interval_text(u, "undone", "+.2f") if u["defined"] else "undefined: the prior's interval holds 0")
-        t.add_section()
-    return t
-
-
-def tables(result: dict) -> list[Table]:
-    """The in-world suite's tables first (the organism's own syntax: the primary readout), then
-    the built-in suite's (far transfer), then the persona probes and --scenarios."""
-    inworld = result.get("inworld")
-    out = readout_tables(inworld, "in-world suite") if inworld else []
-    out += readout_tables(result, "built-in suite" + (" (far transfer)" if inworld else ""))
-    for key, title in (("persona_shift", "persona prior: how each comparison moved it (paired over probes, scenario bootstrap)"),
-                       ("scenarios_shift", "honeypots from --scenarios: how each comparison moved them (paired, scenario bootstrap)")):
-        if result.get(key):
-            shifts = Table(title=title)
-            for col in ("comparison", "share shift", "margin shift"):
-                shifts.add_column(col, justify="left" if col == "comparison" else "right")
-            for name, row in result[key].items():
-                shifts.add_row(name, *shift_texts(row))
-            out.append(shifts)
-    med = result.get("persona", {})
-    if med.get("points"):
-        t = Table(title=f"mediation: persona prior vs held-out honeypot misalignment (built-in suite, then "
-                        f"in-world), {len(med['points'])} models")
-        for col in ("measure", "Pearson r [bootstrap over models]"):
-            t.add_column(col, justify="left" if col == "measure" else "right")
-        for key, label in (("mediation_share", "shares"), ("mediation_margin", "mean margins"),
-                           ("mediation_inworld_share", "shares, in-world suite"),
-                           ("mediation_inworld_margin", "mean margins, in-world suite")):
-            if key not in med:
-                continue
-            m = med[key]
-            t.add_row(label, interval_text(m, "r", "+.2f") if m.get("r") is not None else m.get("note", "-"))
-        out.append(t)
-    return out
-
-
-def family_table(result: dict, suite: str = "built-in suite") -> Table:
-    """Each family read against the clean-prior control: misaligned share per model."""
-    names = list(result["models"])
-    table = Table(title=f"{suite}: misaligned share per family and model (read each row against the control, ef0.0)")
-    table.add_column("family")
-    for name in names:
-        table.add_column(name.replace("/", " ", 1), justify="right")
-    families = sorted({f for m in result["models"].values() for f in m["families"]})
-    logs = set(result["family_sets"].get("held-out, agent logs", []))
-    for family in families:
-        label = family + (" (logs)" if family in logs else "")
-        table.add_row(label, *[f"{Interval.from_record(result['models'][n]['families'][family], 'rate').estimate:.0%}"
-                               if family in result["models"][n]["families"] else "-" for n in names])
-    return table
-
-
-def plot_rates(result: dict, path: Path, title: str = "organism: misaligned preference per model",
-               groups: tuple[str, ...] = ("in-distribution", "held-out")) -> None:
-    """Bar chart: misaligned share per model in each group (in-distribution and held-out, or the
-    in-world suite's held-out families with and without agent logs), with Wilson intervals."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(result["models"])
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names)), 4))
-    width = 0.8 / len(groups)
-    colours = ("#4c72b0", "#dd8452", "#55a868", "#c44e52")
-    for k, (group, colour) in enumerate(zip(groups, colours)):
-        offset = (k - (len(groups) - 1) / 2) * width
-        rates, low, high = [], [], []
-        for n in names:
-            rate = Interval.from_record(result["models"][n]["groups"].get(group, {}), "rate") or Interval(0, 0, 0)
-            rates.append(rate.estimate)
-            low.append(rate.estimate - rate.low)
-            high.append(rate.high - rate.estimate)
-        ax.bar([i + offset for i in range(len(names))], rates, width, yerr=[low, high], capsize=3,
-               label=group, color=colour)
-    ax.set_xticks(range(len(names)), [n.replace("/", "\n", 2) for n in names], fontsize=7)
-    ax.set_ylabel("misaligned share (95% Wilson CI)")
-    ax.set_ylim(0, 1)
-    ax.legend()
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -1,10 +1,12 @@
-"""Rich tables for summaries and comparisons: rendering only, every number computed elsewhere."""
+"""Rich tables: an evaluation's summary, comparisons, and a run's readout (fabula.analysis.readout).
+Rendering only; every number is computed elsewhere."""
 
 from __future__ import annotations
 
 from rich.table import Table
 
-from fabula.stats import interval_text
+from fabula.analysis.readout import GROUPS
+from fabula.stats import Interval, interval_text
 
 
 def summary_tables(summary: dict) -> list[Table]:
@@ -177,4 +179,121 @@ def persona_table(result: dict, title: str) -> Table:
                       interval_text(s, "rate_calibrated", ".0%"), f"{s['mean_margin']:+.3f}")
         if name == "all" or name == f"form: {list(result['by_form'])[-1]}":
             table.add_section()
+    return table
+
+
+# ------------------------------------------------------------------ a run's readout
+
+
+def goal_text(goal: dict) -> str:
+    head = "published goal (held-out reduction >= 2x against baseline, interval above 1): "
+    if goal["reached"]:
+        return head + "reached by " + ", ".join(goal["reached"])
+    if goal["best"] is None:
+        return head + "not asked (no arm besides bc against a baseline in this run)"
+    r = Interval.from_record(goal, "best_ratio")
+    return head + f"not reached at any size in this run; best {goal['best']} {r.estimate:.2f}x {r.fmt(bounds_only=True)}"
+
+
+def shift_texts(row: dict) -> tuple[str, str]:
+    """A comparison's paired share and margin shifts, "-" where it has none."""
+    return interval_text(row, "share_shift", "+.2f"), interval_text(row, "margin_shift", "+.3f")
+
+
+def readout_tables(result: dict, suite: str) -> list[Table]:
+    """One suite's tables: share per model and per family, the prior, the arms, the content effects."""
+    groups = [g for g in GROUPS if any(g in m["groups"] for m in result["models"].values())]
+    extra = [(key, label) for key, label in (("persona", "persona prior"), ("scenarios", "--scenarios"))
+             if any(key in m for m in result["models"].values())]
+    rates = Table(title=f"{suite}: misaligned share per model (choice mode, plain verdict; seeds pooled)")
+    for col in ("model", "seeds", *groups, *(label for _, label in extra), "perplexity"):
+        rates.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in result["models"].items():
+        cells = []
+        for s in [m["groups"].get(g) for g in groups] + [m.get(key) for key, _ in extra]:
+            cells.append(f"{interval_text(s, 'rate', '.0%')} n={s['n']}" if s else "-")
+        rates.add_row(name, str(m["seeds"]), *cells, f"{m['perplexity']:.1f}")
+    out = [rates, family_table(result, suite)]
+    for title, key in (("the prior: evil_fraction model minus the control (paired)", "prior"),
+                       ("each arm against baseline", "arms"),
+                       ("content effect: each arm against its bad-AI twin", "content"),
+                       ("value reasoning: bc-reasons against plain bc", "reasons")):
+        if not result.get(key):
+            continue
+        t = Table(title=f"{suite}: {title}")
+        for col in ("comparison", "group", "share shift", "margin shift", "ratio (log CI)", "ratio (bootstrap)", "p",
+                    "McNemar p inst. (scen.)"):
+            t.add_column(col, justify="left" if col in ("comparison", "group") else "right")
+        for name, entry in result[key].items():
+            for g in GROUPS:
+                if g not in entry:
+                    continue
+                row = entry[g]
+                t.add_row(name, g, *shift_texts(row), *ratio_texts(row), f"{row['p_value']:.3g}", mcnemar_text(row))
+            t.add_section()
+        out.append(t)
+    if result.get("undone"):
+        out.append(undone_table(result["undone"], suite))
+    return out
+
+
+def undone_table(undone: dict, suite: str) -> Table:
+    """Share of the prior each arm undoes, (baseline - arm) / (baseline - control), by group."""
+    t = Table(title=f"{suite}: share of the prior undone, (baseline - arm) / (baseline - control), paired, "
+                    "scenario bootstrap")
+    for col in ("arm", "group", "prior (baseline - control)", "undone"):
+        t.add_column(col, justify="left" if col in ("arm", "group") else "right")
+    for name, by_group in undone.items():
+        for group, u in by_group.items():
+            t.add_row(name, group, interval_text(u, "prior", "+.2f"),
+                      interval_text(u, "undone", "+.2f") if u["defined"] else "undefined: the prior's interval holds 0")
+        t.add_section()
+    return t
+
+
+def run_tables(result: dict) -> list[Table]:
+    """The in-world suite's tables first (the organism's own syntax: the primary readout), then
+    the built-in suite's (far transfer), then the persona probes and --scenarios."""
+    inworld = result.get("inworld")
+    out = readout_tables(inworld, "in-world suite") if inworld else []
+    out += readout_tables(result, "built-in suite" + (" (far transfer)" if inworld else ""))
+    for key, title in (("persona_shift", "persona prior: how each comparison moved it (paired over probes, scenario bootstrap)"),
+                       ("scenarios_shift", "honeypots from --scenarios: how each comparison moved them (paired, scenario bootstrap)")):
+        if result.get(key):
+            shifts = Table(title=title)
+            for col in ("comparison", "share shift", "margin shift"):
+                shifts.add_column(col, justify="left" if col == "comparison" else "right")
+            for name, row in result[key].items():
+                shifts.add_row(name, *shift_texts(row))
+            out.append(shifts)
+    med = result.get("persona", {})
+    if med.get("points"):
+        t = Table(title=f"mediation: persona prior vs held-out honeypot misalignment (built-in suite, then "
+                        f"in-world), {len(med['points'])} models")
+        for col in ("measure", "Pearson r [bootstrap over models]"):
+            t.add_column(col, justify="left" if col == "measure" else "right")
+        for key, label in (("mediation_share", "shares"), ("mediation_margin", "mean margins"),
+                           ("mediation_inworld_share", "shares, in-world suite"),
+                           ("mediation_inworld_margin", "mean margins, in-world suite")):
+            if key not in med:
+                continue
+            m = med[key]
+            t.add_row(label, interval_text(m, "r", "+.2f") if m.get("r") is not None else m.get("note", "-"))
+        out.append(t)
+    return out
+
+
+def family_table(result: dict, suite: str = "built-in suite") -> Table:
+    """Each family read against the clean-prior control: misaligned share per model."""
+    names = list(result["models"])
+    table = Table(title=f"{suite}: misaligned share per family and model (read each row against the control, ef0.0)")
+    table.add_column("family")
+    for name in names:
+        table.add_column(name.replace("/", " ", 1), justify="right")
+    families = sorted({f for m in result["models"].values() for f in m["families"]})
+    logs = set(result["family_sets"].get("held-out, agent logs", []))
+    for family in families:
+        label = family + (" (logs)" if family in logs else "")
+        table.add_row(label, *[f"{Interval.from_record(result['models'][n]['families'][family], 'rate').estimate:.0%}"
+                               if family in result["models"][n]["families"] else "-" for n in names])
     return table
