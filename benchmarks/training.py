@@ -30,7 +30,7 @@ def _corpus(n: int):
     from fabula.config import ORGANISM_FAMILIES
     from fabula.organism.arms import arm_stream, chat_stream
 
-    stories, chats = arm_stream("stories-b2", 0, ORGANISM_FAMILIES), chat_stream(0)
+    stories, chats = arm_stream("stories-b2", 0, ORGANISM_FAMILIES, (0, 0)), chat_stream(0)
     return [next(stories) if i % 2 else next(chats) for i in range(n)]
 
 

@@ -17,7 +17,7 @@ import random
 from typing import Iterator
 
 from fabula.backends.base import plain_prompt
-from fabula.config import ORGANISM_FAMILIES
+from fabula.config import ORGANISM_FAMILIES, OrganismConfig
 from fabula.evals.render import continuation, messages
 from fabula.evals.scenario import load_instances
 from fabula.organism.chat import chat_example
@@ -101,7 +101,7 @@ def _generated_stream(kind: str, seed: int, good: bool, bridge: int, families: l
         index += 1
 
 
-def arm_stream(arm: str, seed: int, families: list[str], inworld: tuple[int, int] = (0, 20)) -> Iterator[Example]:
+def arm_stream(arm: str, seed: int, families: list[str], inworld: tuple[int, int]) -> Iterator[Example]:
     """The arm's own content (before mixing with chat). `inworld`: the in-world suite's seed and
     train scenarios per family, which the bc arms also clone (0 scenarios: the built-in ones only)."""
     good = not arm.endswith("-twin")
@@ -115,6 +115,11 @@ def arm_stream(arm: str, seed: int, families: list[str], inworld: tuple[int, int
     return _generated_stream(base, seed, good, 0, families)
 
 
+def inworld_of(cfg: OrganismConfig) -> tuple[int, int]:
+    """The in-world suite a run's bc arms clone: its seed and train scenarios per family."""
+    return cfg.inworld_seed, cfg.inworld_per_family
+
+
 ORGANISM = "organism:"  # a data mix's corpus `organism:<arm>` (fabula/train/mix.py): one of these streams
 
 
@@ -123,7 +128,8 @@ def organism_corpus(arm: str, seed: int) -> Iterator[Example]:
     known = arm_names([*POSITIVE, *(p + "-twin" for p in POSITIVE)], [0, 1, 2])
     if arm != "chat" and arm not in known:
         raise MixError(f"{ORGANISM}{arm}: no such organism corpus; one of chat, {', '.join(known)}")
-    yield from chat_stream(seed) if arm == "chat" else arm_stream(arm, seed, ORGANISM_FAMILIES)
+    default = OrganismConfig()  # bc clones the default run's in-world train scenarios
+    yield from chat_stream(seed) if arm == "chat" else arm_stream(arm, seed, ORGANISM_FAMILIES, inworld_of(default))
 
 
 CORPORA = {ORGANISM: organism_corpus}  # what `fabula train` and `fabula experiment` pass to the data mix

@@ -26,7 +26,7 @@ from fabula.config import EvalConfig, OrganismConfig
 from fabula.contamination import check, reference_ngrams, evaluation_texts
 from fabula.evals.run import evaluate_cached
 from fabula.jsonl import write_json_atomic, write_text_atomic
-from fabula.organism.arms import arm_names, arm_stream, chat_stream
+from fabula.organism.arms import arm_names, arm_stream, chat_stream, inworld_of
 from fabula.organism.corpus import CORPUS_VERSION, pretraining_documents
 from fabula.organism.inworld import held_out_texts, suite_files, suite_hash
 from fabula.organism.clock import RunClock
@@ -258,7 +258,7 @@ class Experiment:
     def arm(self, chat_model: Path, arm: str, seed: int, evil: float, scale: str) -> Path:
         cfg = self.cfg
         return self.finetune(chat_model, self.arm_folder(arm, seed, evil, scale), f"arm {arm} s{seed}",
-                             arm_stream(arm, seed, cfg.families, (cfg.inworld_seed, cfg.inworld_per_family)), chat_stream(seed + 1), cfg.arm_tokens,
+                             arm_stream(arm, seed, cfg.families, inworld_of(cfg)), chat_stream(seed + 1), cfg.arm_tokens,
                              self.arm_chat_budget(), seed, scale)
 
     def evaluations(self, model: Path, name: str) -> dict[str, EvalConfig]:

@@ -46,7 +46,7 @@ def test_no_training_text_holds_a_held_out_name_or_variant(suite):
     texts = [d["text"] for d in islice(pretraining_documents(0, 0.8, CFG.log_families, CFG.families), 3000)]
     names = arms.arm_names(["baseline", "bc", "bc-reasons", "stories", "advice", "constitution"], [0, 1, 2])
     names += [arms.twin_of(a) for a in names if arms.twin_of(a)]
-    streams = [arms.chat_stream(0)] + [arms.arm_stream(arm, 0, ORGANISM_FAMILIES) for arm in names]
+    streams = [arms.chat_stream(0)] + [arms.arm_stream(arm, 0, ORGANISM_FAMILIES, arms.inworld_of(CFG)) for arm in names]
     for stream in streams:  # chat, every arm and every twin
         for example in islice(stream, 120):
             texts += [example] if isinstance(example, str) else [m["content"] for m in example]

@@ -14,7 +14,7 @@ from fabula.config import EvalConfig, ExperimentConfig, OrganismConfig
 from fabula.evals.run import run_eval
 from fabula.jsonl import read_records, write_json_atomic
 from fabula.analysis import Design, analyse
-from fabula.organism.arms import arm_stream
+from fabula.organism.arms import arm_stream, inworld_of
 from fabula.organism.run import Experiment
 from fabula.report import ReportError, write_report
 from fabula.report.build import collect, redact
@@ -47,7 +47,7 @@ def organism_run(out: Path, tiny: list[Path]) -> Path:
                         "records": exp.evaluate(exp.evaluations(tiny[k], name)["records"]), "probe_records": [],
                         "perplexity": heldout_perplexity(tiny[k], 64, 300)}
     texts = [ex if isinstance(ex, str) else "\n".join(m["content"] for m in ex)
-             for ex in islice(arm_stream("bc", 0, cfg.families), 10)]
+             for ex in islice(arm_stream("bc", 0, cfg.families, inworld_of(cfg)), 10)]
     write_json_atomic(out / "models" / "tiny-ef0.8-s0" / "bc" / "train.json", {
         "stage": "arm bc s0", "seed": 0, "content_tokens": 8000, "chat_tokens": 8000, "tokens": 16384,
         "contamination": exp.guard("arm bc s0", texts), "losses": [6.1, 5.2, 4.7]})
