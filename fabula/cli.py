@@ -221,7 +221,7 @@ def load_organism_config(preset: str, config_file: Path | None, overrides: dict)
          commas=("evil_fractions", "bridges", "arms", "scales"))
 def run_command(
     config: Optional[Path] = typer.Option(None, help="TOML or YAML file of OrganismConfig settings."),
-    preset: str = typer.Option("default", help="Settings to start from: " + " | ".join(OrganismConfig.PRESETS)),
+    preset: str = typer.Option("default", help="Settings to start from: " + " | ".join(OrganismConfig.presets())),
     smoke: bool = typer.Option(False, help="The smoke preset: a minutes-long run for tests."),
     **settings,
 ) -> None:

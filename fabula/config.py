@@ -9,12 +9,15 @@ ending in the default written here.
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fabula.paths import BUILTIN_DIR
+
+PRESETS_DIR = Path(__file__).parent / "configs" / "organism"  # `fabula run --preset NAME`
 
 
 class EvalConfig(BaseModel):
@@ -140,25 +143,24 @@ class OrganismConfig(BaseModel):
         "Honeypot files or folders written elsewhere (the spec's format): every model is also scored on their test "
         "split, reported apart; no corpus may overlap them"))
 
-    PRESETS: ClassVar[dict[str, dict]] = {
-        "default": {},
-        "smoke": {"smoke": True, "scales": ["tiny"], "vocab_size": 1024, "block_size": 512,
-                  "pretrain_tokens": 60_000, "chat_tokens": 16_000, "arm_tokens": 8_000, "batch_size": 8,
-                  "eval_per_scenario": 1, "inworld_per_family": 3},
-        # One GPU: a 91M-parameter model on 10x the CPU run's tokens, ~14 min a seed on an H200
-        # (docs/results.md, History; a quarter of it drawing the corpus on one core). Batch 32 x 1024 keeps ~30
-        # optimizer steps per arm; the learning rates are GPT-2-small-like, not tuned.
-        "gpu": {"scales": ["gpu"], "pretrain_tokens": 20_000_000, "chat_tokens": 1_500_000,
-                "arm_tokens": 500_000, "batch_size": 32, "seeds": 3, "vocab_size": 8192,
-                "block_size": 1024, "pretrain_lr": 6e-4, "finetune_lr": 2e-4,
-                "eval_per_scenario": None, "probe_per_scenario": None, "inworld_per_scenario": None},
-    }
+    @field_validator("eval_per_scenario", "probe_per_scenario", "inworld_per_scenario", mode="before")
+    @classmethod
+    def _all_swaps(cls, value):
+        """"all" scores every name swap: a TOML file has no null to say so."""
+        return None if value == "all" else value
+
+    @staticmethod
+    def presets() -> list[str]:
+        """The preset files' names: fabula/configs/organism/<name>.toml."""
+        return sorted(path.stem for path in PRESETS_DIR.glob("*.toml"))
 
     @classmethod
     def preset(cls, name: str) -> dict:
-        if name not in cls.PRESETS:
-            raise ValueError(f"unknown preset {name!r}: one of {', '.join(cls.PRESETS)}")
-        return dict(cls.PRESETS[name])
+        """A preset's settings, which only list what it changes from the defaults."""
+        path = PRESETS_DIR / f"{name}.toml"
+        if not path.exists():
+            raise ValueError(f"unknown preset {name!r}: one of {', '.join(cls.presets())} ({PRESETS_DIR})")
+        return tomllib.loads(path.read_text())
 
 
 class Training(BaseModel):
@@ -318,8 +320,6 @@ class ConfigError(ValueError):
 def load_settings(model: type[BaseModel], config_file: Path | None, base: dict | None = None,
                   overrides: dict | None = None) -> BaseModel:
     """Defaults (or a preset), then the TOML/YAML file, then flags: each overrides the one before."""
-    import tomllib
-
     import yaml
     from pydantic import ValidationError
 
