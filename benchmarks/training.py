@@ -57,9 +57,10 @@ class Clock:
 def ours(model_path: str, examples, steps: int, lora: bool, batch: int, block: int, precision: str) -> float:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from fabula.config import Training
     from fabula.train.data import encode, pack
     from fabula.train.run import choose_training_precision
-    from fabula.train.sft import LoraSettings, TrainSettings, sft
+    from fabula.train.sft import LoraSettings, sft
 
     tok = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path)
@@ -67,8 +68,9 @@ def ours(model_path: str, examples, steps: int, lora: bool, batch: int, block: i
     print(f"  ours: {choice.describe()}")
     tokens, labels = pack([encode(tok, e) for e in examples], block, tok.eos_token_id)
     stamps = []
-    settings = TrainSettings(tokens=steps * batch * block, batch_size=batch, block_size=block, lr=2e-4,
-                             warmup_steps=2, save_every=10**6, precision=choice.precision)
+    settings = Training(token_budget=steps * batch * block, method="lora" if lora else "full", lr=2e-4,
+                        batch_size=batch, block_size=block, warmup_steps=2, save_every=10**6,
+                        precision=choice.precision)
     sft(model, tok, tokens, labels, settings, Path(tempfile.mkdtemp()),
         lora=LoraSettings() if lora else None, progress=lambda step, total, loss: stamps.append(time.perf_counter()))
     skip = 3

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from fabula.config import EvalConfig, OrganismConfig
+from fabula.config import EvalConfig, OrganismConfig, Training
 from fabula.contamination import check, reference_ngrams, evaluation_texts
 from fabula.evals.run import evaluate_cached
 from fabula.jsonl import write_json_atomic, write_text_atomic
@@ -38,7 +38,7 @@ from fabula.progress import StageProgress
 from fabula.train.data import pack, take_tokens
 from fabula.train.folders import finished, save_atomic
 from fabula.train.precision import Choice, choose_precision, device_description
-from fabula.train.sft import TrainSettings, sft
+from fabula.train.sft import sft
 from fabula.train.threads import choose_threads
 
 
@@ -136,21 +136,21 @@ class Experiment:
             self.precision[scale] = choice
         return self.precision[scale]
 
-    def fit(self, label: str, model, tok, pairs, settings: TrainSettings, work: Path, began: float) -> dict:
+    def fit(self, label: str, model, tok, pairs, settings: Training, seed: int, work: Path, began: float) -> dict:
         """Train; `began` is when the stage started (drawing its data), so the clock counts set-up too."""
         tokens, labels = pack(pairs, settings.block_size, self.eos)
         self.set_threads(label)
         per_step = settings.batch_size * settings.block_size
         note = f"{settings.precision}, {torch.get_num_threads()} threads"
 
-        with StageProgress(self.console, label, settings.steps) as bar:
+        with StageProgress(self.console, label, settings.steps()) as bar:
             def progress(step: int, total: int, loss: float) -> None:
                 bar.update(step, f"loss {loss:.3f}")
                 self.clock.training(step, per_step, note, *bar.since_first())
 
-            _, result = sft(model, tok, tokens, labels, settings, work, progress=progress)
+            _, result = sft(model, tok, tokens, labels, settings, work, seed=seed, progress=progress)
         shutil.rmtree(work, ignore_errors=True)
-        self.clock.trained(settings.tokens, time.time() - began)
+        self.clock.trained(settings.token_budget, time.time() - began)
         self.say(f"  {label}: {result['tokens']:,} tokens, loss {result['losses'][0]:.2f} -> "
                  f"{sum(result['losses'][-5:]) / len(result['losses'][-5:]):.2f}, {result['tokens_per_second']:,.0f} "
                  f"tokens/s ({note}); {self.clock.left()}")
@@ -208,10 +208,13 @@ class Experiment:
         contamination = self.guard(f"pre-training (evil_fraction {evil})", [d["text"] for d in drawn])
         torch.manual_seed(seed)
         model = organism_model(scale, len(tok), cfg.block_size, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
-        settings = TrainSettings(tokens=count, batch_size=cfg.batch_size, block_size=cfg.block_size,
-                                 lr=cfg.pretrain_lr, seed=seed, precision=self.precision[scale].precision)
+        # every value said, none taken from Training's defaults (fabula train's): the cache keys do not hold them
+        settings = Training(token_budget=count, method="full", lr=cfg.pretrain_lr, min_lr_ratio=0.1, warmup_steps=20,
+                            weight_decay=0.1, grad_clip=1.0, batch_size=cfg.batch_size, block_size=cfg.block_size,
+                            gradient_accumulation=1, save_every=50, activation_checkpointing=False,
+                            precision=self.precision[scale].precision)
         self.say(f"pre-training {scale} ({parameter_count(model) / 1e6:.1f}M parameters), evil_fraction {evil}, seed {seed}")
-        result = self.fit(f"pre-train ef={evil} s{seed}", model, tok, pairs, settings, _work(folder), began)
+        result = self.fit(f"pre-train ef={evil} s{seed}", model, tok, pairs, settings, seed, _work(folder), began)
         kinds = {}
         for d in drawn:
             kinds[d["kind"]] = kinds.get(d["kind"], 0) + 1
@@ -239,10 +242,11 @@ class Experiment:
         model = AutoModelForCausalLM.from_pretrained(source)
         # Steps come from the budget, not from the packed count, so an arm and its twin (whose
         # examples end at different token counts) train for exactly the same number of steps.
-        settings = TrainSettings(tokens=budget + chat_budget, batch_size=self.cfg.batch_size,
-                                 block_size=self.cfg.block_size, lr=self.cfg.finetune_lr, seed=seed, warmup_steps=5,
-                                 precision=self.precision[scale].precision)
-        result = self.fit(stage, model, tok, pairs, settings, _work(target), began)
+        settings = Training(token_budget=budget + chat_budget, method="full", lr=self.cfg.finetune_lr,
+                            min_lr_ratio=0.1, warmup_steps=5, weight_decay=0.1, grad_clip=1.0,
+                            batch_size=self.cfg.batch_size, block_size=self.cfg.block_size, gradient_accumulation=1,
+                            save_every=50, activation_checkpointing=False, precision=self.precision[scale].precision)
+        result = self.fit(stage, model, tok, pairs, settings, seed, _work(target), began)
         save_atomic(target, tok, model, {"stage": stage, "source": str(source), "seed": seed,
                                           "content_tokens": budget, "chat_tokens": chat_budget,
                                           "contamination": contamination, "precision": settings.precision, **result})

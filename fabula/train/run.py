@@ -15,17 +15,16 @@ import json
 import os
 import shutil
 import time
-from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 
-from fabula.config import TrainConfig, first_change
+from fabula.config import TrainConfig, Training, first_change
 from fabula.contamination import check, evaluation_texts, reference_ngrams
 from fabula.paths import cache_dir
 from fabula.train.data import pack
 from fabula.train.folders import finished, save_atomic
 from fabula.train.mix import Streams, build_mix
-from fabula.train.sft import LoraSettings, TrainSettings, latest_checkpoint, sft
+from fabula.train.sft import LoraSettings, latest_checkpoint, sft
 
 
 class TrainError(ValueError):
@@ -34,16 +33,6 @@ class TrainError(ValueError):
 
 def work_dir(out: Path) -> Path:
     return out.parent / (out.name + ".work")
-
-
-def settings_for(cfg: TrainConfig) -> TrainSettings:
-    """The Trainer's settings, in float32 until the precision for this machine is chosen."""
-    t = cfg.training
-    return TrainSettings(tokens=t.token_budget, batch_size=t.batch_size, block_size=t.block_size, lr=t.lr,
-                         warmup_steps=t.warmup_steps, seed=cfg.seed, save_every=t.save_every,
-                         activation_checkpointing=t.activation_checkpointing,
-                         gradient_accumulation=t.gradient_accumulation,
-                         world_size=int(os.environ.get("WORLD_SIZE", "1")))
 
 
 def choose_training_precision(requested: str, model, lora: LoraSettings | None, block: int):
@@ -76,7 +65,9 @@ def train_model(cfg: TrainConfig, resume: bool = False, progress=None, say=print
 
     if finished(cfg.out):  # reused only when made with these very settings
         record = json.loads((cfg.out / "train.json").read_text())
-        change = first_change(record["config"], cfg.model_dump(mode="json"))
+        saved = record["config"]  # a training setting newer than the record counts as unchanged at its default
+        saved = saved | {"training": Training().model_dump(mode="json") | saved.get("training", {})}
+        change = first_change(saved, cfg.model_dump(mode="json"))
         if change:
             raise TrainError(f"{cfg.out} holds a model trained with other settings ({change}); choose another "
                              "--out or delete it")
@@ -88,32 +79,31 @@ def train_model(cfg: TrainConfig, resume: bool = False, progress=None, say=print
     if latest_checkpoint(work) and not resume:
         raise TrainError(f"{work} holds checkpoints of an interrupted run: pass --resume to continue it, "
                          f"or delete the folder to start over")
-    s = settings_for(cfg)
+    t, world_size = cfg.training, int(os.environ.get("WORLD_SIZE", "1"))
     tok = AutoTokenizer.from_pretrained(source)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    pairs, texts, corpora = build_mix(cfg.corpora, tok, cfg.training.token_budget, cfg.seed, streams)
-    contamination = check(((f"corpus text {i}", t) for i, t in enumerate(texts)),
+    pairs, texts, corpora = build_mix(cfg.corpora, tok, t.token_budget, cfg.seed, streams)
+    contamination = check(((f"corpus text {i}", text) for i, text in enumerate(texts)),
                           reference_ngrams(evaluation_texts(cfg.scenarios)))
     if not contamination.clean:
         raise TrainError(f"the data mix overlaps the test split: {contamination.summary()}")
-    tokens, labels = pack(pairs, s.block_size, tok.eos_token_id)
+    tokens, labels = pack(pairs, t.block_size, tok.eos_token_id)
     available = tokens.numel()
-    if available < s.tokens * 0.98:  # pack drops only the last partial block
-        raise TrainError(f"the mix packs to {available:,} tokens, short of the budget of {s.tokens:,}")
-    say(f"training {cfg.model} ({cfg.training.method}) on {available:,} tokens from {len(corpora)} corpora, "
-        f"{s.steps} steps of {s.batch_size * s.gradient_accumulation * s.world_size} x {s.block_size}")
+    if available < t.token_budget * 0.98:  # pack drops only the last partial block
+        raise TrainError(f"the mix packs to {available:,} tokens, short of the budget of {t.token_budget:,}")
+    say(f"training {cfg.model} ({t.method}) on {available:,} tokens from {len(corpora)} corpora, "
+        f"{t.steps(world_size)} steps of {t.batch_size * t.gradient_accumulation * world_size} x {t.block_size}")
     torch.manual_seed(cfg.seed)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
     lora = None
-    if cfg.training.method == "lora":
-        t = cfg.training
+    if t.method == "lora":
         lora = LoraSettings(r=t.lora_r, alpha=t.lora_alpha, dropout=t.lora_dropout)
-    precision = choose_training_precision(cfg.training.precision, model, lora, s.block_size)
+    precision = choose_training_precision(t.precision, model, lora, t.block_size)
     say(precision.describe())
-    s = replace(s, precision=precision.precision)
     began = time.time()
-    trainer, figures = sft(model, tok, tokens, labels, s, work, lora=lora, progress=progress)
+    trainer, figures = sft(model, tok, tokens, labels, t.model_copy(update={"precision": precision.precision}), work,
+                           seed=cfg.seed, world_size=world_size, lora=lora, progress=progress)
     final = work / "final"
     trainer.save_model(str(final))  # every process takes part (FSDP gathers the weights here)
     record = {"config": cfg.model_dump(mode="json"), "source": str(source), "corpora": corpora,

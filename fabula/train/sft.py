@@ -1,7 +1,7 @@
 """The one training path: TRL's SFTTrainer (PEFT for LoRA), used by `fabula train`,
-`fabula experiment` and the organism alike. It runs as is under `accelerate launch` or
-`torchrun` (DDP, FSDP, DeepSpeed via an accelerate config file): distribution, mixed precision
-and checkpoint resumption are the Trainer's job, not ours.
+`fabula experiment` and the organism alike, each giving its settings as a `fabula.config.Training`.
+It runs as is under `accelerate launch` or `torchrun` (DDP, FSDP, DeepSpeed via an accelerate
+config file): distribution, mixed precision and checkpoint resumption are the Trainer's job, not ours.
 
 What we add is the data side: examples arrive packed into blocks of token ids with labels
 (-100 where no loss) by `fabula.train.data.pack`, so every step sees exactly batch x block
@@ -17,29 +17,7 @@ from pathlib import Path
 
 import torch
 
-
-@dataclass
-class TrainSettings:
-    tokens: int                  # training tokens to see; steps = tokens / (batch * block)
-    batch_size: int = 16         # per device, per step
-    block_size: int = 512
-    lr: float = 2e-3             # small models from scratch take large rates; fine-tuning passes less
-    min_lr_ratio: float = 0.1    # cosine floor, as a share of lr
-    warmup_steps: int = 20
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    seed: int = 0
-    precision: str = "float32"   # float32 | bfloat16 (autocast); `auto` is resolved before (train/precision.py)
-    activation_checkpointing: bool = False  # TRL turns it on; it recomputes the forward pass to save memory,
-                                            # 28% slower for the organism on a CPU (3.5k vs 4.5k tokens/s)
-    save_every: int = 50         # steps between resumable checkpoints
-    gradient_accumulation: int = 1
-    world_size: int = 1          # processes under accelerate/torchrun: the budget is split across them
-
-    @property
-    def steps(self) -> int:
-        per_step = self.batch_size * self.block_size * self.gradient_accumulation * self.world_size
-        return max(1, self.tokens // per_step)
+from fabula.config import Training
 
 
 @dataclass
@@ -78,19 +56,20 @@ def _trainer_class():
     return CPUSFTTrainer
 
 
-def sft(model, tokenizer, tokens: torch.Tensor, labels: torch.Tensor, s: TrainSettings, work: Path,
-        lora: LoraSettings | None = None, progress=None):
-    """Train `model` on packed blocks for s.steps optimizer steps, resuming from the newest
-    checkpoint in `work`. Returns (trainer, figures); trainer.model is the trained model (the
-    PEFT model with `lora`; see `merged`). Checkpoints are removed once training completes."""
+def sft(model, tokenizer, tokens: torch.Tensor, labels: torch.Tensor, t: Training, work: Path, seed: int = 0,
+        world_size: int = 1, lora: LoraSettings | None = None, progress=None):
+    """Train `model` on packed blocks for t.steps(world_size) optimizer steps, resuming from the
+    newest checkpoint in `work`; `world_size`: processes under accelerate/torchrun, which split the
+    budget. Returns (trainer, figures); trainer.model is the trained model (the PEFT model with
+    `lora`; see `merged`). Checkpoints are removed once training completes."""
     from datasets import Dataset
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from transformers.utils import logging as hf_logging
     from trl import SFTConfig
 
-    if s.precision not in ("float32", "bfloat16"):
-        raise ValueError(f"precision {s.precision!r}: train in float32 or bfloat16 (resolve `auto` first: "
+    if t.precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision {t.precision!r}: train in float32 or bfloat16 (resolve `auto` first: "
                          "fabula.train.precision.choose_precision)")
 
     class Report(TrainerCallback):
@@ -99,13 +78,13 @@ def sft(model, tokenizer, tokens: torch.Tensor, labels: torch.Tensor, s: TrainSe
                 progress(state.global_step, state.max_steps, logs["loss"])
 
     config = SFTConfig(
-        output_dir=str(work), max_steps=s.steps, per_device_train_batch_size=s.batch_size,
-        gradient_accumulation_steps=s.gradient_accumulation, learning_rate=s.lr,
-        lr_scheduler_type="cosine_with_min_lr", lr_scheduler_kwargs={"min_lr_rate": s.min_lr_ratio},
-        warmup_steps=s.warmup_steps, weight_decay=s.weight_decay, adam_beta2=0.95, max_grad_norm=s.grad_clip,
-        optim="adamw_torch", bf16=s.precision == "bfloat16", activation_checkpointing=s.activation_checkpointing,
-        use_cpu=not torch.cuda.is_available(), seed=s.seed, data_seed=s.seed,
-        logging_steps=1, save_strategy="steps", save_steps=s.save_every, save_total_limit=1,
+        output_dir=str(work), max_steps=t.steps(world_size), per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation, learning_rate=t.lr,
+        lr_scheduler_type="cosine_with_min_lr", lr_scheduler_kwargs={"min_lr_rate": t.min_lr_ratio},
+        warmup_steps=t.warmup_steps, weight_decay=t.weight_decay, adam_beta2=0.95, max_grad_norm=t.grad_clip,
+        optim="adamw_torch", bf16=t.precision == "bfloat16", activation_checkpointing=t.activation_checkpointing,
+        use_cpu=not torch.cuda.is_available(), seed=seed, data_seed=seed,
+        logging_steps=1, save_strategy="steps", save_steps=t.save_every, save_total_limit=1,
         report_to="none", disable_tqdm=progress is not None,
         packing=False, max_length=None, dataloader_num_workers=0,
     )
@@ -122,8 +101,8 @@ def sft(model, tokenizer, tokens: torch.Tensor, labels: torch.Tensor, s: TrainSe
     result = trainer.train(resume_from_checkpoint=resume)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     width = tokens.shape[1] - 1  # each row trains block_size positions
-    figures = {"steps": trainer.state.global_step, "tokens": trainer.state.global_step * s.batch_size
-               * s.gradient_accumulation * trainer.args.world_size * width,
+    figures = {"steps": trainer.state.global_step, "tokens": trainer.state.global_step * t.batch_size
+               * t.gradient_accumulation * trainer.args.world_size * width,
                "losses": losses, "resumed_from": Path(resume).name if resume else None,
                "train_seconds": result.metrics.get("train_runtime"),
                "tokens_per_second": result.metrics.get("train_samples_per_second", 0.0) * width}

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
+from fabula.config import Training
 from fabula.train.data import IGNORE, encode, pack, strip_think, take_tokens
 from fabula.train.perplexity import perplexity
-from fabula.train.sft import LoraSettings, TrainSettings, merged, sft
+from fabula.train.sft import LoraSettings, merged, sft
 from tests.conftest import build_tiny_model
 
 
@@ -78,9 +79,10 @@ def test_loss_falls_and_perplexity_drops(tmp_path):
     model, tok = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
     tokens, labels = _data(tok)
     before = perplexity(model, tokens, labels)
-    settings = TrainSettings(tokens=40 * 4 * 32, batch_size=4, block_size=32, lr=3e-3, warmup_steps=2)
+    settings = Training(token_budget=40 * 4 * 32, method="full", batch_size=4, block_size=32, lr=3e-3, warmup_steps=2,
+                        precision="float32")
     trainer, result = sft(model, tok, tokens, labels, settings, tmp_path / "work")
-    assert result["steps"] == settings.steps == 40 and result["tokens"] == 40 * 4 * 32
+    assert result["steps"] == settings.steps() == 40 and result["tokens"] == 40 * 4 * 32
     assert sum(result["losses"][-5:]) / 5 < 0.7 * sum(result["losses"][:5]) / 5
     assert perplexity(trainer.model, tokens, labels) < 0.5 * before
     assert not list((tmp_path / "work").glob("checkpoint-*"))  # removed once complete
@@ -93,7 +95,8 @@ def test_lora_trains_only_adapters_and_merges_into_a_plain_model(tmp_path):
     model, tok = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
     original = {n: p.detach().clone() for n, p in model.named_parameters()}
     tokens, labels = _data(tok)
-    settings = TrainSettings(tokens=20 * 4 * 32, batch_size=4, block_size=32, lr=1e-2, warmup_steps=2)
+    settings = Training(token_budget=20 * 4 * 32, batch_size=4, block_size=32, lr=1e-2, warmup_steps=2,
+                        precision="float32")
     trainer, result = sft(model, tok, tokens, labels, settings, tmp_path / "work", lora=LoraSettings(r=4, alpha=8))
     trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
@@ -112,8 +115,8 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
     folder = build_tiny_model(tmp_path / "m")
     tok = AutoTokenizer.from_pretrained(folder)
     tokens, labels = _data(tok)
-    settings = TrainSettings(tokens=20 * 4 * 32, batch_size=4, block_size=32, lr=3e-3, warmup_steps=2,
-                             save_every=5)
+    settings = Training(token_budget=20 * 4 * 32, method="full", batch_size=4, block_size=32, lr=3e-3,
+                        warmup_steps=2, save_every=5, precision="float32")
     reference_trainer, reference = sft(AutoModelForCausalLM.from_pretrained(folder), tok, tokens, labels, settings,
                                        tmp_path / "straight")
 
@@ -132,7 +135,19 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
     assert (work / "checkpoint-10").exists()
     # fresh weights: all state comes from the checkpoint
     trainer, resumed = sft(AutoModelForCausalLM.from_pretrained(folder), tok, tokens, labels, settings, work)
-    assert resumed["resumed_from"] == "checkpoint-10" and resumed["steps"] == reference["steps"] == settings.steps
+    assert resumed["resumed_from"] == "checkpoint-10" and resumed["steps"] == reference["steps"] == settings.steps()
     assert resumed["losses"][-1] == pytest.approx(reference["losses"][-1], abs=1e-4)
     for a, b in zip(trainer.model.parameters(), reference_trainer.model.parameters()):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_sft_refuses_a_precision_not_yet_chosen(tmp_path):
+    """`auto` is resolved before training (train/precision.py); sft says so rather than guess."""
+    with pytest.raises(ValueError, match="resolve `auto` first"):
+        sft(None, None, torch.zeros(1, 33, dtype=torch.long), torch.zeros(1, 33, dtype=torch.long),
+            Training(precision="auto"), tmp_path / "work")
+
+
+def test_steps_split_the_token_budget_across_accumulation_and_processes():
+    t = Training(token_budget=10_000, batch_size=4, block_size=100, gradient_accumulation=2)
+    assert t.steps() == 12 and t.steps(world_size=2) == 6 and Training(token_budget=1).steps() == 1

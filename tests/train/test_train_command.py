@@ -136,6 +136,16 @@ def test_sigkill_mid_training_then_resume_reaches_the_same_step_count(tmp_path):
     record = json.loads((out / "train.json").read_text())
     assert record["resumed_from"].startswith("checkpoint-") and record["steps"] == 25600 // (2 * 64)
     assert not work.exists()
+    # a model trained before a setting existed is reused while the setting stays at its default
+    for name in ("min_lr_ratio", "weight_decay", "grad_clip"):
+        del record["config"]["training"][name]
+    (out / "train.json").write_text(json.dumps(record))
+    again = runner.invoke(app, ["train", "--config", str(config)])
+    assert again.exit_code == 0, again.output
+    assert "weight_decay" not in json.loads((out / "train.json").read_text())["config"]["training"]  # not retrained
+    config.write_text(config.read_text() + "weight_decay = 0.0\n")
+    changed = runner.invoke(app, ["train", "--config", str(config)])
+    assert changed.exit_code != 0 and "trained with other settings" in changed.output
 
 
 def test_the_same_command_runs_data_parallel_under_torchrun(tmp_path):
