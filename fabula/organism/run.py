@@ -55,11 +55,16 @@ def _work(folder: Path) -> Path:
     return folder.parent / (folder.name + ".work")
 
 
+def _measured(out: Path) -> dict:
+    """What a run folder recorded when it started (config.json's `measured`); empty for a new folder."""
+    path = out / "config.json"
+    return json.loads(path.read_text()).get("measured", {}) if path.exists() else {}
+
+
 def refuse_other_suite(out: Path, suite: str) -> None:
     """A run folder scored on one in-world suite must not be resumed on another: its finished
     in-world evaluations would be read back as if they scored the new one."""
-    saved = json.loads((out / "config.json").read_text()).get("measured", {}).get("inworld_suite") \
-        if (out / "config.json").exists() else None
+    saved = _measured(out).get("inworld_suite")
     scored = sorted((out / "evals").glob("*-inworld"))
     if saved and saved != suite and scored:
         raise ValueError(f"{out} holds {len(scored)} evaluations on in-world suite {saved}, and this code writes suite "
@@ -71,10 +76,9 @@ def resumed_precision(out: Path, requested: str, scale: str) -> Choice | None:
     """The precision this run folder chose for `scale`, when `auto` is asked again. Timing anew
     on resume can choose the other one (another job holding a core changes the threads and the
     rates), and the precision is part of every cached stage's key: all would train again."""
-    path = out / "config.json"
-    if requested != "auto" or not path.exists():
+    if requested != "auto":
         return None
-    record = json.loads(path.read_text()).get("measured", {}).get("precision", {}).get(scale)
+    record = _measured(out).get("precision", {}).get(scale)
     return Choice(**record | {"reason": f"chosen when this run folder started ({record['reason']})",
                               "cached": True}) if record else None
 
