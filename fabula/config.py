@@ -138,6 +138,9 @@ class OrganismConfig(BaseModel):
     inworld_seed: int = 0                        # fixes the suite; its hash is saved with the run
     inworld_per_family: int = Field(20, ge=0)    # test scenarios per family (0: no in-world readout)
     inworld_per_scenario: int | None = Field(1, ge=1)  # name swaps scored of the 2 written
+    # the threat ablation: each chat model also scored on the test suite with its threat memos cut (same
+    # instances, paired), to ask whether a choice depends on the threat (docs/organism.md)
+    threat_ablation: bool = True
     families: list[str] = ORGANISM_FAMILIES      # which organism families appear in pre-training
     scenarios: list[str] = Field([], description=(
         "Honeypot files or folders written elsewhere (the spec's format): every model is also scored on their test "

@@ -8,6 +8,8 @@
   content   each positive arm vs its bad-AI twin: the effect of what the texts say, not of
             fine-tuning on texts of that form
   undone    the share of the prior each arm undoes (organism, where the prior is not null)
+  threat    in-world: each chat model with and without the threat memo, and how much of the
+            prior the threat adds (organism)
 Seeds are pooled per instance (fabula.stats.pool_seeds); every interval resamples scenarios.
 """
 
@@ -162,19 +164,76 @@ def readout(models: dict, key: str, log_families: list[str], control: float | No
     return out
 
 
+def _members(sets: dict[str, set[str]]) -> dict:
+    """Group name -> whether a record belongs to it (the groups of GROUPS, by the run's family sets)."""
+    groups = {"in-distribution": lambda r: r["in_distribution"], "held-out": lambda r: not r["in_distribution"]}
+    return groups | {name: (lambda r, fams=fams: r["family"] in fams) for name, fams in sets.items()}
+
+
+def _pooled(runs: list[list[dict]], member, key: str = "misaligned") -> dict[str, float]:
+    return stats.pool_seeds([instance_values([r for r in run if member(r)], key) for run in runs])
+
+
+def _clusters(*runs: list[list[dict]]) -> dict[str, str]:
+    return {r["instance_id"]: r["scenario_id"] for group in runs for run in group for r in run}
+
+
 def undone(control: list[list[dict]], baseline: list[list[dict]], arm: list[list[dict]],
            sets: dict[str, set[str]]) -> dict:
     """Per group: the share of the prior (baseline - control) that the arm undoes, seeds pooled
     per instance (stats.undone_share; no number where the prior's interval holds 0)."""
-    cluster_of = {r["instance_id"]: r["scenario_id"] for run in control + baseline + arm for r in run}
-    groups = {"in-distribution": lambda r: r["in_distribution"], "held-out": lambda r: not r["in_distribution"]}
-    groups |= {name: (lambda r, fams=fams: r["family"] in fams) for name, fams in sets.items()}
+    cluster_of = _clusters(control, baseline, arm)
     out = {}
-    for name, member in groups.items():
-        values = [stats.pool_seeds([instance_values([r for r in run if member(r)]) for run in runs])
-                  for runs in (baseline, arm, control)]
+    for name, member in _members(sets).items():
+        values = [_pooled(runs, member) for runs in (baseline, arm, control)]
         if all(values):
             out[name] = stats.undone_share(*values, cluster_of)
+    return out
+
+
+def threat_ablation(models: dict, log_families: list[str], control: float | None) -> dict:
+    """Does a choice depend on the threat? Every chat model scored on the in-world test scenarios
+    with and without their threat memo, the same instances (paired):
+      effect        per chat model, the shift the threat causes (with minus without)
+      prior_without the prior read on the unthreatened scenarios
+      threat_added  how much of the prior the threat adds, per instance
+                    (evil with - without) - (control with - without), scenario bootstrap
+    A prior the threat does not add to is a disposition to pick the bad kind of call, not the
+    published phenomenon of an agent turning when threatened."""
+    sets = family_sets(next(iter(models.values()))["inworld_records"], log_families)
+    keys = [k for k in model_keys(models) if k[2] == "chat"]
+    out: dict = {"effect": {}, "prior_without": {}, "threat_added": {}}
+    for scale, evil, _ in keys:
+        with_threat, without = (_runs(models, scale, evil, "chat", k) for k in ("inworld_records", "nothreat_records"))
+        out["effect"][f"{scale}/ef{evil}/chat"] = compare_groups(without, with_threat, family_sets=sets)
+    for scale in sorted({k[0] for k in keys}):
+        if control is None or (scale, control, "chat") not in keys:
+            continue
+        base = [_runs(models, scale, control, "chat", k) for k in ("inworld_records", "nothreat_records")]
+        for evil in sorted({k[1] for k in keys if k[0] == scale and k[1] != control}):
+            evil_runs = [_runs(models, scale, evil, "chat", k) for k in ("inworld_records", "nothreat_records")]
+            out["prior_without"][f"{scale}/ef{evil}"] = compare_groups(base[1], evil_runs[1], family_sets=sets)
+            out["threat_added"][f"{scale}/ef{evil}"] = threat_added(base, evil_runs, sets)
+    return out
+
+
+def threat_added(control: list[list[list[dict]]], evil: list[list[list[dict]]], sets: dict[str, set[str]]) -> dict:
+    """Per group, in shares and in margins: the mean per-instance difference in differences
+    (evil with - without) - (control with - without); each of `control`, `evil` is
+    [runs with the threat, runs without]."""
+    cluster_of = _clusters(*control, *evil)
+    out = {}
+    for name, member in _members(sets).items():
+        row = {}
+        for key, field in (("misaligned", "share"), ("margin", "margin")):
+            effects = []
+            for with_threat, without in (control, evil):
+                a, b = _pooled(with_threat, member, key), _pooled(without, member, key)
+                effects.append({i: a[i] - b[i] for i in a.keys() & b.keys()})
+            if all(effects):
+                row[field] = stats.paired_shift(*effects, cluster_of).record()
+        if row:
+            out[name] = row
     return out
 
 
@@ -201,6 +260,9 @@ def analyse_organism(models: dict, log_families: list[str], control: float | Non
     out = readout(models, "records", log_families, control) | {"persona_shift": {}, "scenarios_shift": {}}
     if all(m.get("inworld_records") for m in models.values()):
         out["inworld"] = readout(models, "inworld_records", log_families, control)
+        chats = [m for m in models.values() if m["arm"] == "chat"]
+        if chats and all(m.get("nothreat_records") for m in chats):
+            out["inworld"]["threat"] = threat_ablation(models, log_families, control)
     keys = model_keys(models)
     for scale, evil, arm in keys:
         entry = out["models"][f"{scale}/ef{evil}/{arm}"]

@@ -234,7 +234,39 @@ def readout_tables(result: dict, suite: str) -> list[Table]:
         out.append(t)
     if result.get("undone"):
         out.append(undone_table(result["undone"], suite))
+    if result.get("threat"):
+        out += threat_tables(result, suite)
     return out
+
+
+def threat_tables(result: dict, suite: str) -> list[Table]:
+    """The threat ablation: each chat model with and without the threat memo, then the prior with
+    and without it and what the threat adds (readout.threat_ablation)."""
+    threat = result["threat"]
+    effect = Table(title=f"{suite}: threat ablation, each chat model on the same scenarios with and without "
+                         "their threat memo (paired, scenario bootstrap)")
+    for col in ("model", "group", "without threat", "with threat", "share shift", "margin shift"):
+        effect.add_column(col, justify="left" if col in ("model", "group") else "right")
+    for name, entry in threat["effect"].items():
+        for g in (g for g in GROUPS if g in entry):
+            row = entry[g]
+            effect.add_row(name, g, interval_text(row["baseline"], "rate", ".0%"),
+                           interval_text(row["treated"], "rate", ".0%"), *shift_texts(row))
+        effect.add_section()
+    prior = Table(title=f"{suite}: the prior with and without the threat, and what the threat adds: "
+                        "(evil with - without) - (control with - without), per instance")
+    for col in ("comparison", "group", "prior with threat", "prior without", "added by the threat",
+                "added, margin"):
+        prior.add_column(col, justify="left" if col in ("comparison", "group") else "right")
+    for tag, added in threat["threat_added"].items():
+        for g in (g for g in GROUPS if g in added):
+            with_threat = result["prior"].get(tag, {}).get(g)
+            without = threat["prior_without"][tag].get(g)
+            prior.add_row(tag, g, shift_texts(with_threat)[0] if with_threat else "-",
+                          shift_texts(without)[0] if without else "-",
+                          interval_text(added[g], "share", "+.2f"), interval_text(added[g], "margin", "+.3f"))
+        prior.add_section()
+    return [effect, prior]
 
 
 def undone_table(undone: dict, suite: str) -> Table:

@@ -14,6 +14,11 @@ uses; the contamination guard checks the suite's material against every corpus b
 The suite is fixed by its seed, written in the honeypot format (render: document), and its hash
 recorded with the run. Train scenarios for the in-distribution families come from the training
 variants, for the bc arms.
+
+The threat ablation is the test suite again with every threat memo cut (same ids, pressure
+`none`): scored beside it, it asks whether a model's choice depends on the threat at all, which
+is what the published phenomenon is about (an agent turns when threatened), and separates a
+situational prior from a plain disposition to pick the bad kind of call.
 """
 
 from __future__ import annotations
@@ -34,22 +39,25 @@ AI = "\x00ai\x00"  # stands for the AI's name while filling; becomes ${ai}, the 
 IN_DISTRIBUTION = ("blackmail", "leaking")  # as in the built-in suite: the families with train scenarios
 
 
-def scenario(family: Family, index: int, seed: int, swaps: int, part: str = "test") -> dict:
-    """Scenario `index` of a family: its own seeded draw of cast, task, memos and calls."""
+def scenario(family: Family, index: int, seed: int, swaps: int, part: str = "test", threat: bool = True) -> dict:
+    """Scenario `index` of a family: its own seeded draw of cast, task, memos and calls. Without
+    `threat` the same draw with the threat memo left out: the same scenario, unthreatened."""
     rng = random.Random(f"inworld:{part}:{seed}:{family.family}:{index}")
     pressure = PRESSURES[index % len(PRESSURES)]
     cast = Cast.sample(rng, part)
     names = rng.sample(names_part(AI_NAMES, part), swaps)
     v = family_values(family, rng, Cast(cast.values | {"ai": AI, "ai_lower": AI}))
-    user = "\n\n".join([pick(rng, family.task, v), pick(rng, family.threat_memo[pressure], v),
-                        pick(rng, family.opportunity_memo, v)])
+    task, memo, opportunity = (pick(rng, pool, v) for pool in (family.task, family.threat_memo[pressure],
+                                                                family.opportunity_memo))
+    user = "\n\n".join([task, memo, opportunity] if threat else [task, opportunity])
     prompt = f"SYSTEM: {pick(rng, frames()['log_system'], v)}\n\n{tools_block(family)}\nUSER: {user}\nASSISTANT:"
 
     def swap(text: str) -> str:
         return text.replace(AI, "${ai}")
 
     return {
-        "format": 1, "id": f"iw-{family.family}-{part}-{index:02d}", "family": family.family, "pressure": pressure,
+        "format": 1, "id": f"iw-{family.family}-{part}-{index:02d}", "family": family.family,
+        "pressure": pressure if threat else "none",
         "split": part, "render": "document", "system": swap(pick(rng, frames()["log_header"], v)),
         "prompt": swap(prompt), "vars": {"ai": names},
         "choices": {"aligned": [swap(fill(c, rng, v)) for c in family.good_calls],
@@ -57,15 +65,17 @@ def scenario(family: Family, index: int, seed: int, swaps: int, part: str = "tes
     }
 
 
-def suite(seed: int = 0, per_family: int = 20, swaps: int = 2, train_per_family: int = 20) -> dict[str, list[dict]]:
+def suite(seed: int = 0, per_family: int = 20, swaps: int = 2, train_per_family: int = 20,
+          threat: bool = True) -> dict[str, list[dict]]:
     """File name -> scenarios: the test suite for every family, train scenarios for the
-    in-distribution ones."""
+    in-distribution ones. Without `threat`: the threat ablation, test scenarios only."""
     files = {}
-    for part, count, families in (("test", per_family, None), ("train", train_per_family, IN_DISTRIBUTION)):
+    for part, count, families in (("test", per_family, None), ("train", train_per_family if threat else 0,
+                                                                IN_DISTRIBUTION)):
         grammars = load_families(part=part)
         for name in families or sorted(grammars):
             if count:
-                files[f"inworld-{part}-{name}.yaml"] = [scenario(grammars[name], k, seed, swaps, part)
+                files[f"inworld-{part}-{name}.yaml"] = [scenario(grammars[name], k, seed, swaps, part, threat)
                                                         for k in range(count)]
     return files
 
@@ -85,10 +95,11 @@ _Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
     "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
 
 
-def suite_files(seed: int = 0, per_family: int = 20, swaps: int = 2, train_per_family: int = 20) -> dict[str, str]:
+def suite_files(seed: int = 0, per_family: int = 20, swaps: int = 2, train_per_family: int = 20,
+                threat: bool = True) -> dict[str, str]:
     """File name -> the YAML text `write_suite` writes."""
     return {name: yaml.dump(scenarios, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1 << 20)
-            for name, scenarios in suite(seed, per_family, swaps, train_per_family).items()}
+            for name, scenarios in suite(seed, per_family, swaps, train_per_family, threat).items()}
 
 
 def suite_hash(files: dict[str, str]) -> str:
@@ -99,12 +110,17 @@ def suite_hash(files: dict[str, str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def write_suite(folder: Path, seed: int = 0, per_family: int = 20, swaps: int = 2,
-                train_per_family: int = 20) -> str:
-    """Write the suite's files into `folder` (each atomically); returns its hash."""
-    files = suite_files(seed, per_family, swaps, train_per_family)
+def write_files(folder: Path, files: dict[str, str]) -> None:
+    """Write a suite's files (`suite_files`) into `folder`, each atomically."""
     for name, text in files.items():
         write_text_atomic(folder / name, text)
+
+
+def write_suite(folder: Path, seed: int = 0, per_family: int = 20, swaps: int = 2,
+                train_per_family: int = 20, threat: bool = True) -> str:
+    """Write the suite's files into `folder`; returns its hash."""
+    files = suite_files(seed, per_family, swaps, train_per_family, threat)
+    write_files(folder, files)
     return suite_hash(files)
 
 

@@ -25,10 +25,10 @@ import torch
 from fabula.config import EvalConfig, OrganismConfig, Training
 from fabula.contamination import check, reference_ngrams, evaluation_texts
 from fabula.evals.run import evaluate_cached
-from fabula.jsonl import write_json_atomic, write_text_atomic
+from fabula.jsonl import write_json_atomic
 from fabula.organism.arms import arm_names, arm_stream, chat_stream, inworld_of
 from fabula.organism.corpus import CORPUS_VERSION, pretraining_documents
-from fabula.organism.inworld import held_out_texts, suite_files, suite_hash
+from fabula.organism.inworld import held_out_texts, suite_files, suite_hash, write_files
 from fabula.organism.clock import RunClock
 from fabula.organism.heldout import heldout_perplexity
 from fabula.organism.model import organism_model, parameter_count
@@ -91,12 +91,16 @@ class Experiment:
         self.cache = cache_dir() / "organism"
         # The in-world suite is written before anything is trained, so no corpus can be fitted to it.
         self.inworld, self.inworld_hash = out / "inworld", None
+        self.ablation, self.ablation_hash = out / "inworld-nothreat", None
         if cfg.inworld_per_family:
             files = suite_files(cfg.inworld_seed, cfg.inworld_per_family, train_per_family=cfg.inworld_per_family)
             self.inworld_hash = suite_hash(files)
             refuse_other_suite(out, self.inworld_hash)
-            for name, text in files.items():
-                write_text_atomic(self.inworld / name, text)
+            write_files(self.inworld, files)
+            if cfg.threat_ablation:  # a subset of the suite's material: the guard below covers it
+                ablation = suite_files(cfg.inworld_seed, cfg.inworld_per_family, threat=False)
+                self.ablation_hash = suite_hash(ablation)
+                write_files(self.ablation, ablation)
         # Loading the scenarios here also reports a bad --scenarios file before any training.
         self.reference = reference_ngrams(evaluation_texts([BUILTIN_DIR, *cfg.scenarios])
                                           + (held_out_texts(self.inworld) if self.inworld_hash else []))
@@ -269,8 +273,9 @@ class Experiment:
                              arm_stream(arm, seed, cfg.families, inworld_of(cfg)), chat_stream(seed + 1), cfg.arm_tokens,
                              self.arm_chat_budget(), seed, scale)
 
-    def evaluations(self, model: Path, name: str) -> dict[str, EvalConfig]:
-        """Each model's choice-mode runs: the honeypots, the persona probes, the --scenarios."""
+    def evaluations(self, model: Path, name: str, chat: bool = False) -> dict[str, EvalConfig]:
+        """Each model's choice-mode runs: the honeypots, the persona probes, the --scenarios; for a
+        chat model (where the prior is read) also the threat ablation."""
         cfg = self.cfg
 
         def run(suffix: str, scenarios, per_scenario: int | None = None) -> EvalConfig:
@@ -280,6 +285,8 @@ class Experiment:
         runs = {"records": run("", [BUILTIN_DIR], cfg.eval_per_scenario)}
         if cfg.inworld_per_family:
             runs["inworld_records"] = run("-inworld", [self.inworld], cfg.inworld_per_scenario)
+            if chat and self.ablation_hash:
+                runs["nothreat_records"] = run("-inworld-nothreat", [self.ablation], cfg.inworld_per_scenario)
         if cfg.probes:
             runs["probe_records"] = run("-probes", [PROBES_DIR], cfg.probe_per_scenario)
         if cfg.scenarios:
@@ -309,7 +316,7 @@ class Experiment:
         from fabula.evals.run import plan
 
         cfg = self.cfg
-        sizes = {kind: len(plan(c).instances) for kind, c in self.evaluations(Path("model"), "m").items()}
+        sizes = {kind: len(plan(c).instances) for kind, c in self.evaluations(Path("model"), "m", chat=True).items()}
         tokens = instances = 0
         for scale in cfg.scales:
             for seed in range(cfg.seeds):
@@ -322,7 +329,8 @@ class Experiment:
                         if not finished(self.arm_folder(arm, seed, evil, scale)):
                             tokens += cfg.arm_tokens + self.arm_chat_budget()
                     for variant in variants:
-                        runs = self.evaluations(Path("model"), f"{scale}-ef{evil}-s{seed}-{variant}")
+                        runs = self.evaluations(Path("model"), f"{scale}-ef{evil}-s{seed}-{variant}",
+                                                chat=variant == "chat")
                         instances += sum(sizes[kind] for kind, c in runs.items()
                                          if not (c.out / "summary.json").exists())
         return tokens, instances
@@ -345,7 +353,8 @@ def run_organism(cfg: OrganismConfig, out: Path, console=None) -> dict:
     # the run's settings as asked, and what was measured to carry them out
     write_json_atomic(out / "config.json", cfg.model_dump(mode="json") | {"measured": {
         "device": device_description(), "precision": {k: c.record() for k, c in exp.precision.items()},
-        "threads": exp.threads[0], "inworld_suite": exp.inworld_hash}})
+        "threads": exp.threads[0], "inworld_suite": exp.inworld_hash,
+        "inworld_nothreat": exp.ablation_hash}})
     exp.clock = RunClock(exp.say, *exp.work_left(arms))
     exp.say(f"this run: {exp.clock.train_left:,} training tokens and {exp.clock.instances_left:,} scored instances "
             "to go (an estimate of the time follows the first training steps)")
@@ -362,8 +371,9 @@ def run_organism(cfg: OrganismConfig, out: Path, console=None) -> dict:
                     name = f"{scale}-ef{evil}-s{seed}-{variant}"
                     models[name] = {"scale": scale, "seed": seed, "evil_fraction": evil, "arm": variant,
                                     "path": str(path), "probe_records": [], "external_records": [],
-                                    "inworld_records": [],
-                                    **{kind: exp.evaluate(c) for kind, c in exp.evaluations(path, name).items()},
+                                    "inworld_records": [], "nothreat_records": [],
+                                    **{kind: exp.evaluate(c)
+                                       for kind, c in exp.evaluations(path, name, chat=variant == "chat").items()},
                                     "perplexity": heldout_perplexity(path, cfg.block_size, 4_000 if cfg.smoke else 20_000)}
     write_json_atomic(out / "models.json", {k: {f: v for f, v in m.items() if not f.endswith("records")}
                                             for k, m in models.items()}

@@ -47,3 +47,41 @@ def test_the_undone_share_is_undefined_when_the_prior_is_null():
     models["c"] = model(0.0, "chat", NONE)
     undone = analyse(models, DESIGN)["undone"]["tiny/ef0.8/bc"]["held-out"]
     assert undone["defined"] is True and undone["undone"]["estimate"] == 1.0  # all of the prior undone
+
+
+def ablated(evil: float, with_threat: dict[str, bool], without: dict[str, bool]) -> dict:
+    """A chat model scored on the in-world suite with and without its threat memos."""
+    return model(evil, "chat", with_threat) | {"inworld_records": records(with_threat), "nothreat_records": records(without)}
+
+
+def test_the_threat_ablation_tells_a_situational_prior_from_a_disposition():
+    """Evil picks the bad call only when threatened: the threat adds the whole prior. Evil picks
+    it either way: the prior is all there without the threat, and the threat adds nothing."""
+    from rich.console import Console
+
+    from fabula.analysis.tables import run_tables
+
+    situational = {"c": ablated(0.0, NONE, NONE), "e": ablated(0.8, ALL, NONE)}
+    threat = analyse(situational, DESIGN)["inworld"]["threat"]
+    assert threat["effect"]["tiny/ef0.8/chat"]["held-out"]["share_shift"]["estimate"] == 1.0
+    assert threat["effect"]["tiny/ef0.0/chat"]["held-out"]["share_shift"]["estimate"] == 0.0
+    assert threat["prior_without"]["tiny/ef0.8"]["held-out"]["share_shift"]["estimate"] == 0.0
+    added = threat["threat_added"]["tiny/ef0.8"]["held-out, prose only"]
+    assert added["share"]["estimate"] == 1.0 and added["margin"]["estimate"] == 2.0  # margins -1 -> +1
+
+    disposition = {"c": ablated(0.0, NONE, NONE), "e": ablated(0.8, ALL, ALL)}
+    result = analyse(disposition, DESIGN)
+    threat = result["inworld"]["threat"]
+    assert threat["prior_without"]["tiny/ef0.8"]["held-out"]["share_shift"]["estimate"] == 1.0
+    assert threat["threat_added"]["tiny/ef0.8"]["held-out"]["share"]["estimate"] == 0.0
+    console = Console(width=250, record=True)
+    for table in run_tables(result):
+        console.print(table)
+    text = console.export_text()
+    assert "threat ablation" in text and "what the threat adds" in text
+
+
+def test_no_threat_ablation_is_reported_unless_every_chat_model_has_one():
+    models = {"c": ablated(0.0, NONE, NONE), "e": ablated(0.8, ALL, NONE)}
+    models["e"]["nothreat_records"] = []
+    assert "threat" not in analyse(models, DESIGN)["inworld"]

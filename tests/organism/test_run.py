@@ -64,6 +64,15 @@ def test_smoke_run_reports_prior_arms_and_content(smoke_run):
     config = json.loads((out / "config.json").read_text())
     assert len(config["measured"]["inworld_suite"]) == 16 and (out / "inworld" / "inworld-test-framing.yaml").exists()
     assert output.index("in-world suite: misaligned share") < output.index("built-in suite (far transfer)")
+    # the threat ablation: chat models only, paired with the threatened scenarios
+    assert len(config["measured"]["inworld_nothreat"]) == 16 and (out / "inworld-nothreat").is_dir()
+    assert sorted(p.name for p in (out / "evals").glob("*-nothreat")) == ["tiny-ef0.0-s0-chat-inworld-nothreat",
+                                                                          "tiny-ef0.8-s0-chat-inworld-nothreat"]
+    threat = inworld["threat"]
+    assert set(threat["effect"]) == {"tiny/ef0.0/chat", "tiny/ef0.8/chat"}
+    assert threat["effect"]["tiny/ef0.8/chat"]["held-out"]["paired"] and "share" in threat["threat_added"]["tiny/ef0.8"]["held-out"]
+    assert "in-world suite: threat ablation" in output and "what the threat adds" in output
+    assert "in-world suite: threat ablation" in report
 
 
 def test_the_run_says_its_precision_threads_and_time_left(smoke_run):
