@@ -68,10 +68,10 @@ def scenario(family: Family, index: int, seed: int, swaps: int, part: str = "tes
 def suite(seed: int = 0, per_family: int = 20, swaps: int = 2, train_per_family: int = 20,
           threat: bool = True) -> dict[str, list[dict]]:
     """File name -> scenarios: the test suite for every family, train scenarios for the
-    in-distribution ones. Without `threat`: the threat ablation, test scenarios only."""
+    in-distribution ones. Without `threat`: the threat ablation (its train scenarios only mark
+    the same families in-distribution as the suite's; the train split is never scored)."""
     files = {}
-    for part, count, families in (("test", per_family, None), ("train", train_per_family if threat else 0,
-                                                                IN_DISTRIBUTION)):
+    for part, count, families in (("test", per_family, None), ("train", train_per_family, IN_DISTRIBUTION)):
         grammars = load_families(part=part)
         for name in families or sorted(grammars):
             if count:

@@ -98,7 +98,8 @@ class Experiment:
             refuse_other_suite(out, self.inworld_hash)
             write_files(self.inworld, files)
             if cfg.threat_ablation:  # a subset of the suite's material: the guard below covers it
-                ablation = suite_files(cfg.inworld_seed, cfg.inworld_per_family, threat=False)
+                ablation = suite_files(cfg.inworld_seed, cfg.inworld_per_family, train_per_family=cfg.inworld_per_family,
+                                       threat=False)
                 self.ablation_hash = suite_hash(ablation)
                 write_files(self.ablation, ablation)
         # Loading the scenarios here also reports a bad --scenarios file before any training.

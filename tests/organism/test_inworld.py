@@ -131,10 +131,10 @@ def test_bc_clones_the_inworld_train_scenarios_as_agent_logs(arm):
 
 def test_the_threat_ablation_is_the_suite_with_its_threat_memos_cut(tmp_path):
     """Same ids (so every instance pairs with its threatened twin), same system, names and choices;
-    the user turn loses its threat memo and nothing else. Test scenarios only."""
-    with_threat = inworld_suite(seed=0, per_family=3, train_per_family=0)
-    without = inworld_suite(seed=0, per_family=3, train_per_family=5, threat=False)
-    assert set(without) == set(with_threat) and all(name.startswith("inworld-test-") for name in without)
+    the user turn loses its threat memo and nothing else; the same families are in-distribution."""
+    with_threat = inworld_suite(seed=0, per_family=3, train_per_family=2)
+    without = inworld_suite(seed=0, per_family=3, train_per_family=2, threat=False)
+    assert set(without) == set(with_threat)
     for name, scenarios in with_threat.items():
         for full, cut in zip(scenarios, without[name], strict=True):
             assert cut["id"] == full["id"] and full["pressure"] != "none" and cut["pressure"] == "none"
@@ -142,5 +142,5 @@ def test_the_threat_ablation_is_the_suite_with_its_threat_memos_cut(tmp_path):
             head, user = full["prompt"].split("\nUSER: ")
             task, memo, opportunity = user.removesuffix("\nASSISTANT:").split("\n\n")
             assert cut["prompt"] == f"{head}\nUSER: {task}\n\n{opportunity}\nASSISTANT:"
-    write_suite(tmp_path, seed=0, per_family=3, threat=False)
+    write_suite(tmp_path, seed=0, per_family=3, train_per_family=2, threat=False)
     assert {i.pressure for i in load_instances([tmp_path])} == {"none"}  # the spec loader reads it
