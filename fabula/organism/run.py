@@ -61,15 +61,16 @@ def _measured(out: Path) -> dict:
     return json.loads(path.read_text()).get("measured", {}) if path.exists() else {}
 
 
-def refuse_other_suite(out: Path, suite: str) -> None:
-    """A run folder scored on one in-world suite must not be resumed on another: its finished
-    in-world evaluations would be read back as if they scored the new one."""
-    saved = _measured(out).get("inworld_suite")
-    scored = sorted((out / "evals").glob("*-inworld"))
+def refuse_other_suite(out: Path, suite: str, key: str = "inworld_suite", suffix: str = "-inworld") -> None:
+    """A run folder scored on one in-world suite (or threat ablation: `key`, its evaluations'
+    `suffix`) must not be resumed on another: its finished evaluations would be read back as if
+    they scored the new one."""
+    saved = _measured(out).get(key)
+    scored = sorted((out / "evals").glob(f"*{suffix}"))
     if saved and saved != suite and scored:
         raise ValueError(f"{out} holds {len(scored)} evaluations on in-world suite {saved}, and this code writes suite "
                          f"{suite} (fabula/organism/grammars changed). To score the same models on the new suite, "
-                         f"move {out / 'evals'}/*-inworld aside and run the same command; or choose another --out")
+                         f"move {out / 'evals'}/*{suffix} aside and run the same command; or choose another --out")
 
 
 def resumed_precision(out: Path, requested: str, scale: str) -> Choice | None:
@@ -101,6 +102,7 @@ class Experiment:
                 ablation = suite_files(cfg.inworld_seed, cfg.inworld_per_family, train_per_family=cfg.inworld_per_family,
                                        threat=False)
                 self.ablation_hash = suite_hash(ablation)
+                refuse_other_suite(out, self.ablation_hash, "inworld_nothreat", "-inworld-nothreat")
                 write_files(self.ablation, ablation)
         # Loading the scenarios here also reports a bad --scenarios file before any training.
         self.reference = reference_ngrams(evaluation_texts([BUILTIN_DIR, *cfg.scenarios])

@@ -103,6 +103,12 @@ def test_a_run_scored_on_another_suite_is_not_resumed_on_this_one(tmp_path):
     refuse_other_suite(tmp_path, "aaaa")  # the same suite resumes
     with pytest.raises(ValueError, match="1 evaluations on in-world suite aaaa.*writes suite bbbb.*-inworld aside"):
         refuse_other_suite(tmp_path, "bbbb")
+    # the threat ablation is guarded apart: its evaluations are not matched by *-inworld
+    (tmp_path / "config.json").write_text(json.dumps({"measured": {"inworld_suite": "aaaa", "inworld_nothreat": "cccc"}}))
+    (tmp_path / "evals" / "small-ef0.0-s0-chat-inworld-nothreat").mkdir()
+    refuse_other_suite(tmp_path, "cccc", "inworld_nothreat", "-inworld-nothreat")
+    with pytest.raises(ValueError, match=r"suite cccc.*writes suite dddd.*\*-inworld-nothreat aside"):
+        refuse_other_suite(tmp_path, "dddd", "inworld_nothreat", "-inworld-nothreat")
 
 
 def test_the_guard_refuses_a_corpus_that_quotes_the_suite(suite):
