@@ -20,11 +20,14 @@ import torch
 from fabula.config import Training
 
 
+_DEFAULT = Training.model_fields  # LoRA's defaults are said once, in config.Training
+
+
 @dataclass
 class LoraSettings:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
+    r: int = _DEFAULT["lora_r"].default
+    alpha: int = _DEFAULT["lora_alpha"].default
+    dropout: float = _DEFAULT["lora_dropout"].default
     target_modules: list[str] | str = field(default_factory=lambda: "all-linear")
 
     def peft_config(self):
