@@ -202,16 +202,20 @@ def threat_ablation(models: dict, log_families: list[str], control: float | None
     published phenomenon of an agent turning when threatened."""
     sets = family_sets(next(iter(models.values()))["inworld_records"], log_families)
     keys = [k for k in model_keys(models) if k[2] == "chat"]
+
+    def with_and_without(scale: str, evil: float) -> list[list[list[dict]]]:
+        return [_runs(models, scale, evil, "chat", k) for k in ("inworld_records", "nothreat_records")]
+
     out: dict = {"effect": {}, "prior_without": {}, "threat_added": {}}
     for scale, evil, _ in keys:
-        with_threat, without = (_runs(models, scale, evil, "chat", k) for k in ("inworld_records", "nothreat_records"))
+        with_threat, without = with_and_without(scale, evil)
         out["effect"][f"{scale}/ef{evil}/chat"] = compare_groups(without, with_threat, family_sets=sets)
     for scale in sorted({k[0] for k in keys}):
         if control is None or (scale, control, "chat") not in keys:
             continue
-        base = [_runs(models, scale, control, "chat", k) for k in ("inworld_records", "nothreat_records")]
+        base = with_and_without(scale, control)
         for evil in sorted({k[1] for k in keys if k[0] == scale and k[1] != control}):
-            evil_runs = [_runs(models, scale, evil, "chat", k) for k in ("inworld_records", "nothreat_records")]
+            evil_runs = with_and_without(scale, evil)
             out["prior_without"][f"{scale}/ef{evil}"] = compare_groups(base[1], evil_runs[1], family_sets=sets)
             out["threat_added"][f"{scale}/ef{evil}"] = threat_added(base, evil_runs, sets)
     return out

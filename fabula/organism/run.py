@@ -94,16 +94,10 @@ class Experiment:
         self.inworld, self.inworld_hash = out / "inworld", None
         self.ablation, self.ablation_hash = out / "inworld-nothreat", None
         if cfg.inworld_per_family:
-            files = suite_files(cfg.inworld_seed, cfg.inworld_per_family, train_per_family=cfg.inworld_per_family)
-            self.inworld_hash = suite_hash(files)
-            refuse_other_suite(out, self.inworld_hash)
-            write_files(self.inworld, files)
+            self.inworld_hash = self.write_suite(self.inworld, threat=True, key="inworld_suite", suffix="-inworld")
             if cfg.threat_ablation:  # a subset of the suite's material: the guard below covers it
-                ablation = suite_files(cfg.inworld_seed, cfg.inworld_per_family, train_per_family=cfg.inworld_per_family,
-                                       threat=False)
-                self.ablation_hash = suite_hash(ablation)
-                refuse_other_suite(out, self.ablation_hash, "inworld_nothreat", "-inworld-nothreat")
-                write_files(self.ablation, ablation)
+                self.ablation_hash = self.write_suite(self.ablation, threat=False, key="inworld_nothreat",
+                                                      suffix="-inworld-nothreat")
         # Loading the scenarios here also reports a bad --scenarios file before any training.
         self.reference = reference_ngrams(evaluation_texts([BUILTIN_DIR, *cfg.scenarios])
                                           + (held_out_texts(self.inworld) if self.inworld_hash else []))
@@ -112,6 +106,17 @@ class Experiment:
         self.clock = RunClock(self.say, 0, 0)  # run_organism gives it the run's plan
 
     # ------------------------------------------------------------ helpers
+
+    def write_suite(self, folder: Path, threat: bool, key: str, suffix: str) -> str:
+        """Write the in-world suite (or its threat ablation) into the run folder, refusing a folder
+        whose evaluations (`suffix`) scored another one (its hash under `measured.key`); its hash."""
+        cfg = self.cfg
+        files = suite_files(cfg.inworld_seed, cfg.inworld_per_family, train_per_family=cfg.inworld_per_family,
+                            threat=threat)
+        digest = suite_hash(files)
+        refuse_other_suite(self.out, digest, key, suffix)
+        write_files(folder, files)
+        return digest
 
     def say(self, message: str) -> None:
         if self.console is not None:
